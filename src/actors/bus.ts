@@ -1,0 +1,223 @@
+import type { AnyActorRef } from 'xstate';
+import { busMachine } from '../machines/bus.js';
+import type { Clock } from '../runtime/clock.js';
+import { KeelError } from '../runtime/errors.js';
+import { type BusEvent, envelopeFactory } from './busEvent.js';
+import { TopicIndex } from './topicIndex.js';
+
+export type { BusEvent } from './busEvent.js';
+
+/** A map from topic to payload type; `Record<string, any>` leaves the bus untyped. */
+export type EventMap = Record<string, unknown>;
+
+/** A function subscriber; may be async. */
+export type BusHandler<TData = unknown> = (payload: TData, event: BusEvent<string, TData>) => unknown;
+
+/** What a failing handler publishes on `bus.handler.failed`. */
+export interface HandlerFailure {
+  type: string;
+  error: unknown;
+  subscription: { id: number; topic: string };
+}
+
+/** Options of one publish. */
+export interface PublishOptions {
+  /** Who published (CloudEvents `source`). */
+  source?: string;
+}
+
+type PayloadFor<E, P extends string> = P extends keyof E ? E[P] : E[keyof E];
+
+interface Subscription {
+  readonly seq: number;
+  readonly topic: string;
+  readonly handler: BusHandler<any>;
+  active: boolean;
+}
+
+/** The event bus: exact, `*` (one token) and `>` (the rest) topics. */
+export interface Bus<E extends EventMap = Record<string, any>> {
+  /** Delivers `payload` to every matching subscriber; returns how many it reached. */
+  publish<K extends keyof E & string>(topic: K, payload: E[K], options?: PublishOptions): number;
+  /** Subscribes a function or an actor; returns the function that unsubscribes. */
+  subscribe<P extends string>(topic: P, handler: BusHandler<PayloadFor<E, P>> | AnyActorRef): () => void;
+  /** How many subscriptions are held. */
+  readonly size: number;
+  /** False once the bus actor has closed (the runtime stopped): publishes reach nobody. */
+  readonly open: boolean;
+}
+
+/** The bus implementation behind `rt.bus` and the bus actor. */
+export class EventBus<E extends EventMap = Record<string, any>> implements Bus<E> {
+  private readonly index = new TopicIndex<Subscription>();
+  private readonly envelope = envelopeFactory();
+  private seq = 0;
+  private delivering = false;
+  private readonly backlog: Array<readonly Subscription[] | BusEvent> = [];
+  private isOpen = true;
+
+  constructor(
+    private readonly clock: Pick<Clock, 'now'>,
+    /**
+     * Where errors go that cannot be published: failures of `bus.handler.failed`
+     * handlers (no loops) and bad requests sent to the bus actor.
+     */
+    private readonly report: (error: unknown, detail: string) => void = () => {},
+  ) {}
+
+  get open(): boolean {
+    return this.isOpen;
+  }
+
+  get size(): number {
+    return this.index.size;
+  }
+
+  publish<K extends keyof E & string>(topic: K, payload: E[K], options?: PublishOptions): number {
+    if (!this.isOpen) {
+      this.index.match(topic);
+      return 0;
+    }
+    const subs = this.index.match(topic);
+    const n = subs.length;
+    if (n === 0) return 0;
+    const event = this.envelope(topic, payload, this.clock.now(), options?.source);
+    if (this.delivering) {
+      // A publish from inside a handler waits, so each subscriber sees events in publish order.
+      this.backlog.push(subs, event);
+      return n;
+    }
+    this.delivering = true;
+    try {
+      deliverAll(this, subs, event);
+      const backlog = this.backlog;
+      for (let i = 0; i < backlog.length; i += 2) {
+        deliverAll(this, backlog[i] as readonly Subscription[], backlog[i + 1] as BusEvent);
+      }
+      backlog.length = 0;
+    } finally {
+      this.delivering = false;
+    }
+    return n;
+  }
+
+  subscribe<P extends string>(topic: P, handler: BusHandler<PayloadFor<E, P>> | AnyActorRef): () => void {
+    let fn: BusHandler<any>;
+    let ref: AnyActorRef | undefined;
+    if (typeof handler === 'function') {
+      fn = handler;
+    } else if (isActorRef(handler)) {
+      ref = handler;
+      fn = (payload, event) => (handler as AnyActorRef).send({ type: event.type, payload, event });
+    } else {
+      throw new KeelError('INVALID_OPTIONS', `subscribe('${topic}'): the handler must be a function or an actor`);
+    }
+    const sub: Subscription = { seq: this.seq++, topic, handler: fn, active: true };
+    this.index.add(topic, sub);
+    const off = () => {
+      if (!sub.active) return;
+      sub.active = false;
+      this.index.remove(topic, sub);
+    };
+    if (ref) {
+      const watch = ref.subscribe({ complete: off, error: off });
+      const plainOff = off;
+      return () => {
+        watch.unsubscribe();
+        plainOff();
+      };
+    }
+    return off;
+  }
+
+  /** Unsubscribes an actor subscribed to `topic` (for `bus.unsubscribe` events). */
+  unsubscribeActor(topic: string, ref: AnyActorRef): void {
+    const offs = this.actorSubs.get(ref);
+    const off = offs?.get(topic);
+    if (!off) return;
+    offs?.delete(topic);
+    off();
+  }
+
+  /** Subscribes an actor that asked through a `bus.subscribe` event. */
+  subscribeActor(topic: string, ref: AnyActorRef): void {
+    let offs = this.actorSubs.get(ref);
+    if (!offs) {
+      offs = new Map();
+      this.actorSubs.set(ref, offs);
+    }
+    if (offs.has(topic)) return;
+    offs.set(topic, this.subscribe(topic, ref));
+  }
+
+  private readonly actorSubs = new WeakMap<AnyActorRef, Map<string, () => void>>();
+
+  /** Stops all delivery: later publishes reach nobody. */
+  seal(): void {
+    this.isOpen = false;
+  }
+
+  /** @internal called for a handler that threw or rejected. */
+  fail(sub: Subscription, event: BusEvent, error: unknown): void {
+    const failure: HandlerFailure = { type: event.type, error, subscription: { id: sub.seq, topic: sub.topic } };
+    if (event.type === 'bus.handler.failed') {
+      this.report(error, `a 'bus.handler.failed' handler (subscription ${sub.seq} on '${sub.topic}') failed`);
+      return;
+    }
+    this.publish('bus.handler.failed' as keyof E & string, failure as E[keyof E & string]);
+  }
+}
+
+function deliverAll(bus: EventBus<any>, subs: readonly Subscription[], event: BusEvent): void {
+  for (let i = 0; i < subs.length; i++) {
+    const sub = subs[i] as Subscription;
+    if (!sub.active) continue;
+    try {
+      const result = sub.handler(event.data, event);
+      if (result !== undefined && result !== null && typeof (result as PromiseLike<unknown>).then === 'function') {
+        (result as PromiseLike<unknown>).then(undefined, (error: unknown) => bus.fail(sub, event, error));
+      }
+    } catch (error) {
+      bus.fail(sub, event, error);
+    }
+  }
+}
+
+function isActorRef(x: unknown): x is AnyActorRef {
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    typeof (x as AnyActorRef).send === 'function' &&
+    typeof (x as AnyActorRef).subscribe === 'function'
+  );
+}
+
+/** The bus machine with its actions bound to `bus`: the logic of the `bus` actor. */
+export function busLogic(bus: EventBus<any>, report: (error: unknown, detail: string) => void) {
+  // A throw inside an action would put the bus actor in error for good: report bad requests instead.
+  const guarded = (what: string, fn: () => void) => {
+    try {
+      fn();
+    } catch (error) {
+      report(error, what);
+    }
+  };
+  return busMachine.provide({
+    actions: {
+      deliver: ({ event }) => {
+        if (event.type !== 'bus.publish') return;
+        guarded(`publish on '${event.topic}' from ${event.source ?? 'an actor'}`, () =>
+          bus.publish(event.topic, event.payload, { source: event.source }),
+        );
+      },
+      register: ({ event }) => {
+        if (event.type !== 'bus.subscribe') return;
+        guarded(`subscribe to '${event.topic}' by ${event.ref?.id}`, () => bus.subscribeActor(event.topic, event.ref));
+      },
+      unregister: ({ event }) => {
+        if (event.type === 'bus.unsubscribe') bus.unsubscribeActor(event.topic, event.ref);
+      },
+      seal: () => bus.seal(),
+    },
+  });
+}

@@ -1,0 +1,33 @@
+/** The envelope every subscriber receives (CloudEvents field names). */
+export interface BusEvent<TType extends string = string, TData = unknown> {
+  readonly id: string;
+  readonly type: TType;
+  /** Milliseconds since the epoch, from the runtime's clock. */
+  readonly time: number;
+  readonly source: string | undefined;
+  readonly data: TData;
+}
+
+let busCount = 0;
+
+/** Makes envelope ids: a per-bus prefix and a counter, turned into a string only when read. */
+export function envelopeFactory(): (type: string, data: unknown, time: number, source?: string) => BusEvent {
+  const prefix = `${process.pid.toString(36)}-${(busCount++).toString(36)}-${Date.now().toString(36)}-`;
+  let seq = 0;
+  class Envelope implements BusEvent {
+    constructor(
+      readonly type: string,
+      readonly data: unknown,
+      readonly time: number,
+      readonly source: string | undefined,
+      private readonly seq: number,
+    ) {}
+    get id(): string {
+      return prefix + this.seq.toString(36);
+    }
+    toJSON() {
+      return { id: this.id, type: this.type, time: this.time, source: this.source, data: this.data };
+    }
+  }
+  return (type, data, time, source) => new Envelope(type, data, time, source, seq++);
+}

@@ -1,0 +1,151 @@
+import { parsePattern, parseTopic } from './topics.js';
+
+/** Anything stored in the index; `seq` orders delivery (oldest subscription first). */
+export interface Indexed {
+  readonly seq: number;
+}
+
+interface TrieNode<S> {
+  readonly children: Map<string, TrieNode<S>>;
+  star: TrieNode<S> | undefined;
+  /** Subscriptions whose pattern ends at this node. */
+  here: S[];
+  /** Subscriptions whose pattern ends with `>` below this node. */
+  rest: S[];
+}
+
+const MAX_CACHED_TOPICS = 10_000;
+
+/**
+ * Subscriptions by topic. Exact patterns live in a map, wildcard patterns in a
+ * token trie; the resolved list for a published topic is cached until the
+ * subscriptions change, so a publish is one map lookup whatever the patterns.
+ */
+export class TopicIndex<S extends Indexed> {
+  private readonly exact = new Map<string, S[]>();
+  private readonly root: TrieNode<S> = newNode();
+  private wildcards = 0;
+  private readonly cache = new Map<string, readonly S[]>();
+
+  /** Adds a subscription; throws `INVALID_TOPIC` for a bad pattern. */
+  add(pattern: string, sub: S): void {
+    const tokens = parsePattern(pattern);
+    if (!tokens.includes('*') && !tokens.includes('>')) {
+      const list = this.exact.get(pattern);
+      this.exact.set(pattern, list ? [...list, sub] : [sub]);
+    } else {
+      let node = this.root;
+      for (const token of tokens) {
+        if (token === '>') {
+          node.rest = [...node.rest, sub];
+          this.wildcards++;
+          this.cache.clear();
+          return;
+        }
+        node = token === '*' ? (node.star ??= newNode()) : child(node, token);
+      }
+      node.here = [...node.here, sub];
+      this.wildcards++;
+    }
+    this.cache.clear();
+  }
+
+  /** Removes a subscription added with the same pattern; a no-op when absent. */
+  remove(pattern: string, sub: S): void {
+    const tokens = parsePattern(pattern);
+    if (!tokens.includes('*') && !tokens.includes('>')) {
+      const list = this.exact.get(pattern);
+      if (!list?.includes(sub)) return;
+      const left = list.filter((s) => s !== sub);
+      if (left.length === 0) this.exact.delete(pattern);
+      else this.exact.set(pattern, left);
+    } else {
+      const path: TrieNode<S>[] = [this.root];
+      let node: TrieNode<S> | undefined = this.root;
+      for (const token of tokens) {
+        if (token === '>') break;
+        node = token === '*' ? node.star : node.children.get(token);
+        if (!node) return;
+        path.push(node);
+      }
+      const ends = tokens[tokens.length - 1] === '>';
+      const list = ends ? node.rest : node.here;
+      if (!list.includes(sub)) return;
+      const left = list.filter((s) => s !== sub);
+      if (ends) node.rest = left;
+      else node.here = left;
+      this.wildcards--;
+    }
+    this.cache.clear();
+  }
+
+  /** The subscriptions a publish on `topic` reaches, in subscription order; throws `INVALID_TOPIC`. */
+  match(topic: string): readonly S[] {
+    const cached = this.cache.get(topic);
+    if (cached !== undefined) return cached;
+    const tokens = parseTopic(topic);
+    const exact = this.exact.get(topic);
+    let found: S[];
+    if (this.wildcards === 0) {
+      found = exact ?? [];
+    } else {
+      found = exact ? [...exact] : [];
+      collect(this.root, tokens, 0, found);
+      if (exact && found.length > exact.length) found.sort(bySeq);
+      else if (!exact) found.sort(bySeq);
+    }
+    if (this.cache.size >= MAX_CACHED_TOPICS) this.cache.clear();
+    this.cache.set(topic, found);
+    return found;
+  }
+
+  /** How many subscriptions are held. */
+  get size(): number {
+    let n = this.wildcards;
+    for (const list of this.exact.values()) n += list.length;
+    return n;
+  }
+
+  /** Every subscription held, in subscription order. */
+  all(): S[] {
+    const out: S[] = [];
+    for (const list of this.exact.values()) out.push(...list);
+    walk(this.root, out);
+    return out.sort(bySeq);
+  }
+}
+
+function newNode<S>(): TrieNode<S> {
+  return { children: new Map(), star: undefined, here: [], rest: [] };
+}
+
+function child<S>(node: TrieNode<S>, token: string): TrieNode<S> {
+  let next = node.children.get(token);
+  if (!next) {
+    next = newNode();
+    node.children.set(token, next);
+  }
+  return next;
+}
+
+function collect<S>(node: TrieNode<S>, tokens: string[], i: number, out: S[]): void {
+  if (i === tokens.length) {
+    out.push(...node.here);
+    return;
+  }
+  // `>` needs one or more tokens after its node, so it matches whenever tokens remain.
+  out.push(...node.rest);
+  const next = node.children.get(tokens[i] as string);
+  if (next) collect(next, tokens, i + 1, out);
+  if (node.star) collect(node.star, tokens, i + 1, out);
+}
+
+function walk<S>(node: TrieNode<S>, out: S[]): void {
+  out.push(...node.here, ...node.rest);
+  for (const next of node.children.values()) walk(next, out);
+  if (node.star) walk(node.star, out);
+}
+
+function bySeq(a: Indexed, b: Indexed): number {
+  return a.seq - b.seq;
+}

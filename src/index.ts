@@ -1,0 +1,10 @@
+export type { Bus, BusEvent, BusHandler, EventMap, HandlerFailure, PublishOptions } from './actors/bus.js';
+export { publish } from './machines/publish.js';
+export type { Clock } from './runtime/clock.js';
+export { systemClock } from './runtime/clock.js';
+export type { ActorFailure, RuntimeOptions, RuntimeState, SpawnOptions } from './runtime/createRuntime.js';
+export { createRuntime, Runtime } from './runtime/createRuntime.js';
+export type { KeelErrorCode } from './runtime/errors.js';
+export { KeelError } from './runtime/errors.js';
+export { memoryStore } from './stores/memory.js';
+export type { Store } from './stores/store.js';

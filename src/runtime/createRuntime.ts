@@ -1,0 +1,240 @@
+import type { AnyActorLogic, AnyActorRef, InspectionEvent, Observer } from 'xstate';
+import { createActor, fromPromise } from 'xstate';
+import { type Bus, busLogic, EventBus, type EventMap } from '../actors/bus.js';
+import { runtimeMachine } from '../machines/runtime.js';
+import { memoryStore } from '../stores/memory.js';
+import type { Store } from '../stores/store.js';
+import { type Breaker, type BreakerOptions, breakerFor } from './breakers.js';
+import { type Clock, systemClock } from './clock.js';
+import type { Component } from './components.js';
+import { invalidOptions, KeelError } from './errors.js';
+import { type Queue, type QueueOptions, queueFor } from './queues.js';
+import { untilSnapshot } from './untilState.js';
+
+/** Options of `createRuntime`. */
+export interface RuntimeOptions {
+  /** Where durable state lives; default `memoryStore()`. */
+  store?: Store;
+  /** Time source for every timer of the runtime; tests pass a simulated clock. */
+  clock?: Clock;
+  /** Forwarded to XState inspection (works with the Stately inspector). */
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  /**
+   * Called for every failure that has no other place to go (actor errors,
+   * failures of `bus.handler.failed` handlers). Default: `console.error` when
+   * nobody subscribed to `runtime.actor.failed`.
+   */
+  onError?: (error: unknown, detail: string) => void;
+}
+
+/** The runtime's lifecycle states. */
+export type RuntimeState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+/** What `runtime.actor.failed` carries. */
+export interface ActorFailure {
+  actorId: string;
+  error: unknown;
+}
+
+/** Options of `rt.spawn`. */
+export interface SpawnOptions {
+  id?: string;
+  systemId?: string;
+  input?: unknown;
+}
+
+type RuntimeSnapshot = ReturnType<ReturnType<typeof createActor<typeof runtimeMachine>>['getSnapshot']>;
+
+let spawnCount = 0;
+
+/** A keel runtime: one actor system holding the bus and every pattern actor. */
+export class Runtime<E extends EventMap = Record<string, any>> {
+  /** The root XState actor: the actor system. */
+  readonly system;
+  /** The event bus, registered in the system as `bus`. */
+  readonly bus: Bus<E>;
+  readonly clock: Clock;
+  readonly store: Store;
+  private readonly eventBus: EventBus<E>;
+  private readonly components: Component[] = [];
+  private starting: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
+  private opening: Promise<void> | undefined;
+  private readonly onError: RuntimeOptions['onError'];
+
+  constructor(options: RuntimeOptions = {}) {
+    if (typeof options !== 'object' || options === null) {
+      throw invalidOptions('createRuntime', 'options', 'must be an object');
+    }
+    checkStore(options.store);
+    checkClock(options.clock);
+    if (options.inspect !== undefined && typeof options.inspect !== 'function' && typeof options.inspect !== 'object') {
+      throw invalidOptions('createRuntime', 'inspect', 'must be a function or an observer object');
+    }
+    this.clock = options.clock ?? systemClock;
+    this.store = options.store ?? memoryStore();
+    this.onError = options.onError;
+    const report = (error: unknown, detail: string) => this.report(error, detail);
+    this.eventBus = new EventBus<E>(this.clock, report);
+    this.bus = this.eventBus;
+    const logic = runtimeMachine.provide({
+      actors: {
+        bus: busLogic(this.eventBus, report),
+        startup: fromPromise(() => this.startup()),
+        shutdown: fromPromise(() => this.shutdown()),
+      },
+      actions: {
+        reportActorFailure: ({ event }) => {
+          const actorId = event.type.slice('xstate.error.actor.'.length);
+          const error = (event as { error?: unknown }).error;
+          const failure: ActorFailure = { actorId, error };
+          const reached = this.eventBus.publish(
+            'runtime.actor.failed' as keyof E & string,
+            failure as E[keyof E & string],
+          );
+          if (this.onError) this.onError(error, `actor '${actorId}' failed`);
+          else if (reached === 0) console.error(`keel: actor '${actorId}' failed:`, error);
+        },
+      },
+    });
+    this.system = createActor(logic, {
+      clock: this.clock,
+      inspect: options.inspect,
+      systemId: 'runtime',
+    });
+    this.system.subscribe({ error: (error) => this.report(error, 'the runtime actor failed') });
+    this.system.start();
+  }
+
+  /** The lifecycle state of the runtime. */
+  get state(): RuntimeState {
+    return this.snapshot().value as RuntimeState;
+  }
+
+  /** Opens the store, resumes durable work and starts workers. Safe to call twice. */
+  start(): Promise<void> {
+    if (this.starting) return this.starting;
+    const value = this.state;
+    if (value === 'stopping' || value === 'stopped') {
+      return Promise.reject(new KeelError('RUNTIME_STOPPED', 'start(): this runtime was stopped; create a new one'));
+    }
+    const started = (async () => {
+      this.system.send({ type: 'runtime.start' });
+      const s = await untilSnapshot<RuntimeSnapshot>(this.system, (s) => s.value !== 'starting');
+      if (s.value === 'running') return;
+      if (s.value === 'idle') {
+        this.starting = undefined;
+        throw s.context.startError;
+      }
+      throw new KeelError('RUNTIME_STOPPED', 'start(): the runtime was stopped while starting');
+    })();
+    this.starting = started;
+    return started;
+  }
+
+  /** Stops taking work, lets active work finish, persists and clears every timer. Safe to call twice. */
+  stop(): Promise<void> {
+    if (this.stopping) return this.stopping;
+    this.stopping = (async () => {
+      this.system.send({ type: 'runtime.stop' });
+      const s = await untilSnapshot<RuntimeSnapshot>(this.system, (s) => s.status !== 'active');
+      if (s.context.stopError !== undefined) throw s.context.stopError;
+    })();
+    return this.stopping;
+  }
+
+  /** The circuit breaker called `name`; the same breaker for the same name. */
+  breaker(name: string, options?: BreakerOptions): Breaker {
+    return breakerFor(this, name, options);
+  }
+
+  /** The task queue called `name`. */
+  queue(name: string, options?: QueueOptions): Queue {
+    return queueFor(this, name, options);
+  }
+
+  /** Spawns an actor into the runtime's system (a child of the root); it can publish and subscribe through the bus. */
+  spawn<L extends AnyActorLogic>(logic: L, options: SpawnOptions = {}): AnyActorRef {
+    const id = options.id ?? `actor-${++spawnCount}`;
+    if (this.snapshot().children[id]) {
+      throw new KeelError('DUPLICATE_NAME', `spawn(): an actor with id '${id}' already runs in this runtime`);
+    }
+    if (this.snapshot().status !== 'active') {
+      throw new KeelError('RUNTIME_STOPPED', `spawn('${id}'): this runtime was stopped`);
+    }
+    this.system.send({ type: 'runtime.spawn', logic, id, systemId: options.systemId, input: options.input });
+    const ref = this.snapshot().children[id] as AnyActorRef | undefined;
+    if (!ref) throw new KeelError('RUNTIME_STOPPED', `spawn('${id}'): the runtime did not take the actor`);
+    return ref;
+  }
+
+  /** @internal registers work that must start with the runtime and finish before it stops. */
+  addComponent(component: Component): void {
+    this.components.push(component);
+    if (this.state === 'running')
+      void component.start?.().catch((e) => this.report(e, `${component.kind} '${component.name}' failed to start`));
+  }
+
+  /** @internal a failure with no caller to throw to. */
+  report(error: unknown, detail: string): void {
+    if (this.onError) this.onError(error, detail);
+    else console.error(`keel: ${detail}:`, error);
+  }
+
+  private snapshot(): RuntimeSnapshot {
+    return this.system.getSnapshot();
+  }
+
+  private async startup(): Promise<void> {
+    this.opening = this.store.open();
+    await this.opening;
+    for (const c of this.components) await c.start?.();
+  }
+
+  private async shutdown(): Promise<void> {
+    // A stop during start waits for the store to finish opening, so no handle leaks.
+    await this.opening?.catch(() => {});
+    let failure: unknown;
+    for (const c of [...this.components].reverse()) {
+      try {
+        await c.stop?.();
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+    this.system.getSnapshot().children.bus?.send({ type: 'bus.close' });
+    try {
+      await this.store.close();
+    } catch (error) {
+      failure ??= error;
+    }
+    if (failure !== undefined) throw failure;
+  }
+}
+
+function checkStore(store: unknown): void {
+  if (store === undefined) return;
+  const s = store as Store;
+  if (typeof s !== 'object' || s === null || typeof s.open !== 'function' || typeof s.close !== 'function') {
+    throw invalidOptions('createRuntime', 'store', 'must be a store (memoryStore(), sqliteStore(), postgresStore())');
+  }
+}
+
+function checkClock(clock: unknown): void {
+  if (clock === undefined) return;
+  const c = clock as Clock;
+  if (
+    typeof c !== 'object' ||
+    c === null ||
+    typeof c.now !== 'function' ||
+    typeof c.setTimeout !== 'function' ||
+    typeof c.clearTimeout !== 'function'
+  ) {
+    throw invalidOptions('createRuntime', 'clock', 'must have now(), setTimeout() and clearTimeout()');
+  }
+}
+
+/** Creates a keel runtime. Nothing runs until `start()`; `stop()` releases every timer and handle. */
+export function createRuntime<E extends EventMap = Record<string, any>>(options: RuntimeOptions = {}): Runtime<E> {
+  return new Runtime<E>(options);
+}

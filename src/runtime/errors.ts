@@ -1,0 +1,28 @@
+/** Codes carried by every error keel creates. */
+export type KeelErrorCode =
+  | 'CIRCUIT_OPEN'
+  | 'CALL_TIMEOUT'
+  | 'INVALID_TOPIC'
+  | 'INVALID_OPTIONS'
+  | 'INVALID_PAYLOAD'
+  | 'DUPLICATE_NAME'
+  | 'NOT_STARTED'
+  | 'RUNTIME_STOPPED'
+  | 'STORE_UNAVAILABLE'
+  | 'NOT_FOUND'
+  | (string & {});
+
+/** Base class of every error keel creates; `code` says what went wrong. */
+export class KeelError extends Error {
+  readonly code: KeelErrorCode;
+  constructor(code: KeelErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'KeelError';
+    this.code = code;
+  }
+}
+
+/** Thrown when options passed to a keel constructor are invalid; names the option. */
+export function invalidOptions(owner: string, option: string, why: string): KeelError {
+  return new KeelError('INVALID_OPTIONS', `${owner}: option '${option}' ${why}`);
+}
