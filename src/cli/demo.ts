@@ -1,0 +1,18 @@
+import { demo as busDemo } from '../../examples/bus.js';
+import { consoleLog, type DemoLog } from './demoLog.js';
+
+/** The scenarios `npm start` runs, in order. Each is also runnable alone from `examples/`. */
+const scenarios: Array<{ name: string; run: (log: DemoLog) => Promise<void> }> = [{ name: 'event bus', run: busDemo }];
+
+/** Runs every scenario on the embedded default store and prints a summary. */
+export async function runDemo(): Promise<void> {
+  const log = consoleLog();
+  for (const s of scenarios) {
+    log.section(s.name);
+    await s.run(log);
+  }
+  console.log('\n== summary');
+  for (const line of log.summaries) console.log(`- ${line}`);
+}
+
+await runDemo();
