@@ -100,6 +100,7 @@ export class Runtime<E extends EventMap = Record<string, any>> {
     this.system = createActor(logic, {
       clock: this.clock,
       inspect: options.inspect,
+      id: 'runtime',
       systemId: 'runtime',
     });
     this.system.subscribe({ error: (error) => this.report(error, 'the runtime actor failed') });
