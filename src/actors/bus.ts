@@ -31,7 +31,9 @@ type PayloadFor<E, P extends string> = P extends keyof E ? E[P] : E[keyof E];
 interface Subscription {
   readonly seq: number;
   readonly topic: string;
-  readonly handler: BusHandler<any>;
+  /** Becomes a no-op on unsubscribe, so a delivery already under way skips it without a check per call. */
+  handler: BusHandler<any>;
+  readonly wantsEvent: boolean;
   active: boolean;
 }
 
@@ -52,8 +54,10 @@ export class EventBus<E extends EventMap = Record<string, any>> implements Bus<E
   private readonly index = new TopicIndex<Subscription>();
   private readonly envelope = envelopeFactory();
   private seq = 0;
+  private eventSeq = 0;
   private delivering = false;
-  private readonly backlog: Array<readonly Subscription[] | BusEvent> = [];
+  /** Publishes made during a delivery, four slots each: subscriptions, topic, payload, envelope. */
+  private readonly backlog: unknown[] = [];
   private isOpen = true;
 
   constructor(
@@ -74,49 +78,62 @@ export class EventBus<E extends EventMap = Record<string, any>> implements Bus<E
   }
 
   publish<K extends keyof E & string>(topic: K, payload: E[K], options?: PublishOptions): number {
-    if (!this.isOpen) {
-      this.index.match(topic);
-      return 0;
-    }
-    const subs = this.index.match(topic);
+    const route = this.index.match(topic);
+    const subs = route.subs;
     const n = subs.length;
-    if (n === 0) return 0;
-    const event = this.envelope(topic, payload, this.clock.now(), options?.source);
+    if (n === 0 || !this.isOpen) return 0;
+    const seq = this.eventSeq++;
+    // Nobody can see the envelope: skip it and its clock read (a clock read costs as much as a whole publish).
+    const event = route.wantsEvent ? this.envelope(topic, payload, this.clock.now(), options?.source, seq) : undefined;
     if (this.delivering) {
       // A publish from inside a handler waits, so each subscriber sees events in publish order.
-      this.backlog.push(subs, event);
+      this.backlog.push(subs, topic, payload, event);
       return n;
     }
     this.delivering = true;
     try {
-      deliverAll(this, subs, event);
-      const backlog = this.backlog;
-      for (let i = 0; i < backlog.length; i += 2) {
-        deliverAll(this, backlog[i] as readonly Subscription[], backlog[i + 1] as BusEvent);
-      }
-      backlog.length = 0;
+      deliverAll(this, subs, topic, payload, event);
+      if (this.backlog.length !== 0) this.drain();
     } finally {
       this.delivering = false;
     }
     return n;
   }
 
+  /** Delivers the publishes queued during a delivery, oldest first (more may be queued meanwhile). */
+  private drain(): void {
+    const backlog = this.backlog;
+    for (let i = 0; i < backlog.length; i += 4) {
+      deliverAll(
+        this,
+        backlog[i] as readonly Subscription[],
+        backlog[i + 1] as string,
+        backlog[i + 2],
+        backlog[i + 3] as BusEvent | undefined,
+      );
+    }
+    backlog.length = 0;
+  }
+
   subscribe<P extends string>(topic: P, handler: BusHandler<PayloadFor<E, P>> | AnyActorRef): () => void {
     let fn: BusHandler<any>;
     let ref: AnyActorRef | undefined;
+    let wantsEvent = true;
     if (typeof handler === 'function') {
       fn = handler;
+      wantsEvent = seesEvent(handler);
     } else if (isActorRef(handler)) {
       ref = handler;
       fn = (payload, event) => (handler as AnyActorRef).send({ type: event.type, payload, event });
     } else {
       throw new KeelError('INVALID_OPTIONS', `subscribe('${topic}'): the handler must be a function or an actor`);
     }
-    const sub: Subscription = { seq: this.seq++, topic, handler: fn, active: true };
+    const sub: Subscription = { seq: this.seq++, topic, handler: fn, wantsEvent, active: true };
     this.index.add(topic, sub);
     const off = () => {
       if (!sub.active) return;
       sub.active = false;
+      sub.handler = noop;
       this.index.remove(topic, sub);
     };
     if (ref) {
@@ -157,10 +174,10 @@ export class EventBus<E extends EventMap = Record<string, any>> implements Bus<E
     this.isOpen = false;
   }
 
-  /** @internal called for a handler that threw or rejected. */
-  fail(sub: Subscription, event: BusEvent, error: unknown): void {
-    const failure: HandlerFailure = { type: event.type, error, subscription: { id: sub.seq, topic: sub.topic } };
-    if (event.type === 'bus.handler.failed') {
+  /** @internal called for a handler that threw or rejected on a publish of `type`. */
+  fail(sub: Subscription, type: string, error: unknown): void {
+    const failure: HandlerFailure = { type, error, subscription: { id: sub.seq, topic: sub.topic } };
+    if (type === 'bus.handler.failed') {
       this.report(error, `a 'bus.handler.failed' handler (subscription ${sub.seq} on '${sub.topic}') failed`);
       return;
     }
@@ -168,20 +185,59 @@ export class EventBus<E extends EventMap = Record<string, any>> implements Bus<E
   }
 }
 
-function deliverAll(bus: EventBus<any>, subs: readonly Subscription[], event: BusEvent): void {
-  for (let i = 0; i < subs.length; i++) {
-    const sub = subs[i] as Subscription;
-    if (!sub.active) continue;
+/** `event` is undefined only when no subscriber in `subs` can observe it (see `seesEvent`). */
+function deliverAll(
+  bus: EventBus<any>,
+  subs: readonly Subscription[],
+  topic: string,
+  payload: unknown,
+  event: BusEvent | undefined,
+): void {
+  const n = subs.length;
+  let i = 0;
+  // One try around the loop, re-entered after a throw, is cheaper than a try per call.
+  while (i < n) {
     try {
-      const result = sub.handler(event.data, event);
-      if (result !== undefined && result !== null && typeof (result as PromiseLike<unknown>).then === 'function') {
-        (result as PromiseLike<unknown>).then(undefined, (error: unknown) => bus.fail(sub, event, error));
+      for (; i < n; i++) {
+        const sub = subs[i] as Subscription;
+        const result = sub.handler(payload, event as BusEvent);
+        if (result !== undefined && result !== null && typeof (result as PromiseLike<unknown>).then === 'function') {
+          watch(bus, sub, topic, result as PromiseLike<unknown>);
+        }
       }
     } catch (error) {
-      bus.fail(sub, event, error);
+      bus.fail(subs[i] as Subscription, topic, error);
+      i++;
     }
   }
 }
+
+/** Reports a rejection of an async handler. */
+function watch(bus: EventBus<any>, sub: Subscription, topic: string, result: PromiseLike<unknown>): void {
+  result.then(undefined, (error: unknown) => bus.fail(sub, topic, error));
+}
+
+/** An arrow function whose parameter list is empty or one plain identifier. */
+const ONE_PLAIN_PARAM_ARROW = /^(?:async\s*)?(?:\(\s*(?:[A-Za-z_$][\w$]*\s*)?\)|[A-Za-z_$][\w$]*)\s*=>/;
+
+/**
+ * False only when `fn` provably cannot read its second argument: an arrow
+ * function (no `arguments` of its own) taking at most one plain parameter.
+ * Anything else (two parameters, rest or default parameters, `function`s,
+ * bound or native functions, mocks) is assumed to read the envelope. `length`
+ * alone would not do: `(...args) =>` and `(p, e = x) =>` have length 0 and 1.
+ */
+export function seesEvent(fn: Function): boolean {
+  let source: string;
+  try {
+    source = Function.prototype.toString.call(fn);
+  } catch {
+    return true;
+  }
+  return !ONE_PLAIN_PARAM_ARROW.test(source);
+}
+
+function noop(): void {}
 
 function isActorRef(x: unknown): x is AnyActorRef {
   return (

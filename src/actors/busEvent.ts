@@ -8,12 +8,20 @@ export interface BusEvent<TType extends string = string, TData = unknown> {
   readonly data: TData;
 }
 
+/** Makes the envelope of event number `seq` (the bus owns the counter). */
+export type EnvelopeFactory = (
+  type: string,
+  data: unknown,
+  time: number,
+  source: string | undefined,
+  seq: number,
+) => BusEvent;
+
 let busCount = 0;
 
 /** Makes envelope ids: a per-bus prefix and a counter, turned into a string only when read. */
-export function envelopeFactory(): (type: string, data: unknown, time: number, source?: string) => BusEvent {
+export function envelopeFactory(): EnvelopeFactory {
   const prefix = `${process.pid.toString(36)}-${(busCount++).toString(36)}-${Date.now().toString(36)}-`;
-  let seq = 0;
   class Envelope implements BusEvent {
     constructor(
       readonly type: string,
@@ -29,5 +37,5 @@ export function envelopeFactory(): (type: string, data: unknown, time: number, s
       return { id: this.id, type: this.type, time: this.time, source: this.source, data: this.data };
     }
   }
-  return (type, data, time, source) => new Envelope(type, data, time, source, seq++);
+  return (type, data, time, source, seq) => new Envelope(type, data, time, source, seq);
 }

@@ -3,6 +3,19 @@ import { parsePattern, parseTopic } from './topics.js';
 /** Anything stored in the index; `seq` orders delivery (oldest subscription first). */
 export interface Indexed {
   readonly seq: number;
+  /** False when the subscriber cannot observe the envelope (see `Route.wantsEvent`). */
+  readonly wantsEvent: boolean;
+}
+
+/** What a publish on one topic reaches; cached per topic until the subscriptions change. */
+export interface Route<S> {
+  /** Matching subscriptions, oldest first. */
+  readonly subs: readonly S[];
+  /**
+   * True when any of them can observe the envelope. When none can, the bus
+   * makes no envelope and reads no clock for the publish.
+   */
+  readonly wantsEvent: boolean;
 }
 
 interface TrieNode<S> {
@@ -25,7 +38,7 @@ export class TopicIndex<S extends Indexed> {
   private readonly exact = new Map<string, S[]>();
   private readonly root: TrieNode<S> = newNode();
   private wildcards = 0;
-  private readonly cache = new Map<string, readonly S[]>();
+  private readonly cache = new Map<string, Route<S>>();
 
   /** Adds a subscription; throws `INVALID_TOPIC` for a bad pattern. */
   add(pattern: string, sub: S): void {
@@ -80,7 +93,7 @@ export class TopicIndex<S extends Indexed> {
   }
 
   /** The subscriptions a publish on `topic` reaches, in subscription order; throws `INVALID_TOPIC`. */
-  match(topic: string): readonly S[] {
+  match(topic: string): Route<S> {
     const cached = this.cache.get(topic);
     if (cached !== undefined) return cached;
     const tokens = parseTopic(topic);
@@ -94,9 +107,10 @@ export class TopicIndex<S extends Indexed> {
       if (exact && found.length > exact.length) found.sort(bySeq);
       else if (!exact) found.sort(bySeq);
     }
+    const route: Route<S> = { subs: found, wantsEvent: found.some((s) => s.wantsEvent) };
     if (this.cache.size >= MAX_CACHED_TOPICS) this.cache.clear();
-    this.cache.set(topic, found);
-    return found;
+    this.cache.set(topic, route);
+    return route;
   }
 
   /** How many subscriptions are held. */

@@ -1,16 +1,24 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import type { AnyMachineSnapshot, EventObject } from 'xstate';
+import type { AnyEventObject, AnyMachineSnapshot } from 'xstate';
 import { createMachine } from 'xstate';
-import { runtimeMachine } from '../../src/machines/runtime.js';
 import { type ActorFailure, createRuntime, type Runtime } from '../../src/index.js';
-import { type Driver, eventKind, type ModelStep, planPaths, replayPath, settle, TestClock } from '../../src/testing/index.js';
+import { runtimeMachine } from '../../src/machines/runtime.js';
+import {
+  type Driver,
+  eventKind,
+  type ModelStep,
+  planPaths,
+  replayPath,
+  settle,
+  TestClock,
+} from '../../src/testing/index.js';
 import { controlledStore } from '../fixtures/fakeStore.js';
 
 const startError = new Error('store refused');
 const stopError = new Error('store would not close');
 
 /** The events that can really happen in each lifecycle state. */
-function eventsIn(snapshot: AnyMachineSnapshot): EventObject[] {
+function eventsIn(snapshot: AnyMachineSnapshot): AnyEventObject[] {
   const anyTime = [
     { type: 'runtime.spawn', logic: createMachine({}), id: 'child' },
     { type: 'xstate.error.actor.child', error: new Error('child failed') },

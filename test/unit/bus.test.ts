@@ -166,6 +166,46 @@ describe('bus: envelope', () => {
   });
 });
 
+describe('bus: handlers that do not read the envelope', () => {
+  it('a one-parameter arrow gets the payload and a two-parameter or rest handler on the same topic still gets the envelope', () => {
+    const clock = new TestClock(7_000);
+    const { bus } = runtime(clock);
+    const payloads: unknown[] = [];
+    const envelopes: BusEvent[] = [];
+    bus.subscribe('t', (p) => {
+      payloads.push(p);
+    });
+    bus.subscribe('t', (_p, e) => {
+      envelopes.push(e);
+    });
+    bus.subscribe('t', (...args: unknown[]) => {
+      envelopes.push(args[1] as BusEvent);
+    });
+    bus.subscribe('t', function (this: unknown, _p: unknown) {
+      // biome-ignore lint/complexity/noArguments: a plain function may read its envelope through arguments
+      envelopes.push(arguments[1] as BusEvent);
+    });
+    expect(bus.publish('t', 'x')).toBe(4);
+    expect(payloads).toEqual(['x']);
+    expect(envelopes).toHaveLength(3);
+    for (const e of envelopes) expect(e).toMatchObject({ type: 't', time: 7_000, data: 'x' });
+  });
+
+  it('envelope ids stay unique when some publishes make no envelope', () => {
+    const { bus } = runtime();
+    const ids = new Set<string>();
+    bus.subscribe('only.payload', (p) => p);
+    bus.subscribe('with.event', (_p, e) => {
+      ids.add(e.id);
+    });
+    for (let i = 0; i < 50; i++) {
+      bus.publish('only.payload', i);
+      bus.publish('with.event', i);
+    }
+    expect(ids.size).toBe(50);
+  });
+});
+
 describe('bus: failures are isolated', () => {
   it('a throwing handler affects neither the publisher nor other subscribers, and is published once', () => {
     const { bus } = runtime();

@@ -109,7 +109,12 @@ describe('runtime lifecycle', () => {
 
   it('runs components: started in order after the store opens, stopped in reverse before it closes', async () => {
     const order: string[] = [];
-    const store = { kind: 'probe', open: async () => void order.push('open'), close: async () => void order.push('close') };
+    const store = {
+      ...memoryStore(),
+      kind: 'probe',
+      open: async () => void order.push('open'),
+      close: async () => void order.push('close'),
+    };
     rt = createRuntime({ store });
     for (const name of ['a', 'b']) {
       rt.addComponent({
@@ -177,15 +182,32 @@ describe('runtime actors', () => {
   it('reports actor failures to onError, and to console.error when nobody listens', async () => {
     const onError = vi.fn();
     rt = createRuntime({ onError });
-    rt.spawn(createMachine({ entry: () => { throw new Error('at start'); } }), { id: 'early' });
+    rt.spawn(
+      createMachine({
+        entry: () => {
+          throw new Error('at start');
+        },
+      }),
+      { id: 'early' },
+    );
     await settle();
     expect(onError).toHaveBeenCalledWith(expect.objectContaining({ message: 'at start' }), "actor 'early' failed");
 
     const quiet = createRuntime();
     const log = vi.spyOn(console, 'error').mockImplementation(() => {});
-    quiet.spawn(createMachine({ entry: () => { throw new Error('nobody listens'); } }), { id: 'lonely' });
+    quiet.spawn(
+      createMachine({
+        entry: () => {
+          throw new Error('nobody listens');
+        },
+      }),
+      { id: 'lonely' },
+    );
     await settle();
-    expect(log).toHaveBeenCalledWith("keel: actor 'lonely' failed:", expect.objectContaining({ message: 'nobody listens' }));
+    expect(log).toHaveBeenCalledWith(
+      "keel: actor 'lonely' failed:",
+      expect.objectContaining({ message: 'nobody listens' }),
+    );
     log.mockRestore();
     await quiet.stop();
   });
@@ -202,7 +224,7 @@ describe('runtime actors', () => {
 
   it('the inspector sees the runtime, the bus and spawned actors', async () => {
     const seen = new Set<string>();
-    rt = createRuntime({ inspect: (ev) => seen.add(`${ev.type}:${ev.actorRef.id}`) });
+    rt = createRuntime({ inspect: (ev) => seen.add(`${ev.type}:${(ev.actorRef as unknown as { id: string }).id}`) });
     rt.spawn(createMachine({}), { id: 'watched' });
     await rt.start();
     expect(seen).toContain('@xstate.actor:runtime');

@@ -1,0 +1,330 @@
+import { randomUUID } from 'node:crypto';
+import type { Actor } from 'xstate';
+import { createActor, fromPromise } from 'xstate';
+import { createSagaMachine, describe, type SagaContext, type SagaMachine, type StepRun } from '../../machines/saga.js';
+import type { Runtime } from '../../runtime/createRuntime.js';
+import { KeelError } from '../../runtime/errors.js';
+import type { SagaRecord, SagaRecordStatus, SagaStore } from '../../stores/sagaStore.js';
+import type { Store } from '../../stores/store.js';
+import { encodeJson } from '../json.js';
+import { type AttemptState, runAttempts } from './attempts.js';
+import type { ResolvedSaga, ResolvedStep, SagaStep, StepContext } from './definition.js';
+import { resultOf, type SagaResult } from './result.js';
+
+/** Options of one `execute`. */
+export interface ExecuteOptions {
+  /** The saga's id: an execute with an id that finished returns the stored result; one that runs joins it. */
+  id?: string;
+}
+
+interface Flight {
+  id: string;
+  promise: Promise<SagaResult<any>>;
+  resolve(r: SagaResult<any>): void;
+  reject(e: unknown): void;
+  actor: Actor<SagaMachine> | undefined;
+  /** Attempts of the step in progress; carried over from the store on resume. */
+  attempts: AttemptState;
+  createdAt: number;
+  /** Serialises the writes of one saga so a later checkpoint never lands before an earlier one. */
+  writes: Promise<void>;
+}
+
+/** The store methods a saga needs. */
+type Sagas = Store & SagaStore;
+
+/**
+ * Runs the sagas of one definition: one actor per saga, in the runtime's
+ * system, driven by the generated machine. The actor's invoked `runStep` and
+ * `compensateStep` do the work (retries, timeouts) and write the saga's
+ * progress to the store before each step starts, so a crash resumes at the
+ * step in flight.
+ */
+export class SagaRunner<TSteps extends readonly SagaStep[]> {
+  /** The generated XState machine (as the inspector shows it). */
+  readonly machine: SagaMachine;
+  private readonly logic: SagaMachine;
+  private readonly flights = new Map<string, Flight>();
+  private readonly steps: Map<string, ResolvedStep>;
+
+  constructor(
+    private readonly rt: Runtime<any>,
+    private readonly def: ResolvedSaga,
+  ) {
+    this.steps = new Map(def.steps.map((s) => [s.name, s]));
+    this.machine = createSagaMachine(
+      def.name,
+      def.steps.map((s) => ({ name: s.name, compensable: s.compensate !== undefined })),
+    );
+    this.logic = this.machine.provide({
+      actors: {
+        runStep: fromPromise<unknown, StepRun>(({ input, signal }) => this.runStep(input, signal)),
+        compensateStep: fromPromise<unknown, StepRun>(({ input, signal }) => this.compensateStep(input, signal)),
+      },
+    });
+  }
+
+  /** How many sagas of this definition run in this runtime now. */
+  get running(): number {
+    return this.flights.size;
+  }
+
+  /** Runs a saga to its end; see `SagaResult`. */
+  execute(input: unknown, options: ExecuteOptions = {}): Promise<SagaResult<TSteps>> {
+    const id = options.id ?? randomUUID();
+    if (typeof id !== 'string' || id.length === 0) {
+      return Promise.reject(
+        new KeelError('INVALID_OPTIONS', `saga('${this.def.name}').execute: option 'id' must be a non-empty string`),
+      );
+    }
+    const joined = this.flights.get(id);
+    if (joined) return joined.promise as Promise<SagaResult<TSteps>>;
+    try {
+      this.checkRunning('execute');
+      encodeJson(input, `saga('${this.def.name}').execute: input`);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const flight = this.newFlight(id);
+    void (async () => {
+      const stored = await this.store.loadSaga(this.def.name, id);
+      if (stored && isFinal(stored.status)) {
+        this.flights.delete(id);
+        flight.resolve(resultOf(stored.status, JSON.parse(stored.context) as SagaContext));
+        return;
+      }
+      if (stored) {
+        this.resumeFlight(flight, stored);
+        return;
+      }
+      const actor = createActor(this.logic, {
+        parent: this.rt.system,
+        id: `saga.${this.def.name}.${id}`,
+        systemId: `saga.${this.def.name}.${id}`,
+        input: { sagaId: id, input },
+      });
+      this.attach(flight, actor);
+    })().catch((error) => this.fail(flight, error));
+    return flight.promise as Promise<SagaResult<TSteps>>;
+  }
+
+  /** Resumes every unfinished saga of this definition found in the store. */
+  async resumeAll(): Promise<void> {
+    for (const record of await this.store.unfinishedSagas(this.def.name)) {
+      if (this.flights.has(record.id)) continue;
+      const flight = this.newFlight(record.id);
+      // Nobody awaits a resumed saga until someone calls execute with its id.
+      flight.promise.catch(() => {});
+      try {
+        this.resumeFlight(flight, record);
+      } catch (error) {
+        this.fail(flight, error);
+        this.rt.report(error, `saga '${this.def.name}' could not resume '${record.id}'`);
+      }
+    }
+  }
+
+  /** Lets running sagas finish for the grace period, then interrupts the rest (they resume on the next start). */
+  async stop(): Promise<void> {
+    if (this.flights.size === 0) return;
+    if (this.def.shutdownGraceMs > 0) {
+      const all = Promise.allSettled([...this.flights.values()].map((f) => f.promise));
+      let timer: unknown;
+      const grace = new Promise<void>((resolve) => {
+        timer = this.rt.clock.setTimeout(() => resolve(), this.def.shutdownGraceMs);
+      });
+      await Promise.race([all, grace]);
+      this.rt.clock.clearTimeout(timer);
+    }
+    for (const flight of [...this.flights.values()]) {
+      const interrupted = new KeelError(
+        'RUNTIME_STOPPED',
+        `saga '${this.def.name}' '${flight.id}' was interrupted by stop(); a durable store resumes it on the next start()`,
+      );
+      // The actor is a child of the runtime's system; XState only lets its parent stop it, so stop it from inside.
+      (flight.actor as unknown as { _stop(): void } | undefined)?._stop();
+      await flight.writes.catch(() => {});
+      this.fail(flight, interrupted);
+    }
+  }
+
+  private get store(): Sagas {
+    return this.rt.store as Sagas;
+  }
+
+  private checkRunning(what: string): void {
+    const state = this.rt.state;
+    if (state === 'stopping' || state === 'stopped') {
+      throw new KeelError('RUNTIME_STOPPED', `saga('${this.def.name}').${what}: the runtime is ${state}`);
+    }
+    if (state !== 'running' && this.rt.store.kind !== 'memory') {
+      throw new KeelError(
+        'NOT_STARTED',
+        `saga('${this.def.name}').${what}: call rt.start() first (the ${this.rt.store.kind} store is not open)`,
+      );
+    }
+  }
+
+  private newFlight(id: string): Flight {
+    let resolve!: Flight['resolve'];
+    let reject!: Flight['reject'];
+    const promise = new Promise<SagaResult<any>>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const flight: Flight = {
+      id,
+      promise,
+      resolve,
+      reject,
+      actor: undefined,
+      attempts: { attempt: 1, notBefore: undefined },
+      createdAt: this.rt.clock.now(),
+      writes: Promise.resolve(),
+    };
+    this.flights.set(id, flight);
+    return flight;
+  }
+
+  private resumeFlight(flight: Flight, record: SagaRecord): void {
+    if (record.version !== this.def.version) {
+      throw new KeelError(
+        'SAGA_VERSION_MISMATCH',
+        `saga '${this.def.name}' '${record.id}' was stored by a definition with steps [${record.version}], not [${this.def.version}]`,
+      );
+    }
+    flight.attempts = { attempt: record.attempt, notBefore: record.notBefore };
+    flight.createdAt = record.createdAt;
+    const snapshot = this.machine.resolveState({
+      value: JSON.parse(record.state),
+      context: JSON.parse(record.context) as SagaContext,
+    });
+    const actor = createActor(this.logic, {
+      parent: this.rt.system,
+      id: `saga.${this.def.name}.${record.id}`,
+      systemId: `saga.${this.def.name}.${record.id}`,
+      snapshot: this.machine.getPersistedSnapshot(snapshot) as never,
+      input: undefined as never,
+    });
+    this.attach(flight, actor);
+  }
+
+  private attach(flight: Flight, actor: Actor<SagaMachine>): void {
+    flight.actor = actor;
+    actor.subscribe({
+      next: (snapshot) => {
+        if (snapshot.status !== 'done') return;
+        const status = snapshot.value as SagaRecordStatus;
+        const context = snapshot.context;
+        this.write(flight, status, status, context)
+          .then(() => {
+            this.flights.delete(flight.id);
+            flight.resolve(resultOf(status, context));
+          })
+          .catch((error) => this.fail(flight, error));
+      },
+      error: (error) => this.fail(flight, error),
+    });
+    actor.start();
+  }
+
+  private fail(flight: Flight, error: unknown): void {
+    if (this.flights.get(flight.id) === flight) this.flights.delete(flight.id);
+    flight.reject(error);
+  }
+
+  private write(flight: Flight, status: SagaRecordStatus, value: unknown, context: SagaContext): Promise<void> {
+    const now = this.rt.clock.now();
+    const record: SagaRecord = {
+      saga: this.def.name,
+      id: flight.id,
+      version: this.def.version,
+      status,
+      state: JSON.stringify(value),
+      context: JSON.stringify(storable(context)),
+      attempt: flight.attempts.attempt,
+      notBefore: flight.attempts.notBefore,
+      createdAt: flight.createdAt,
+      updatedAt: now,
+    };
+    flight.writes = flight.writes.then(() => this.store.saveSaga(record));
+    return flight.writes;
+  }
+
+  private async runStep({ step, context }: StepRun, signal: AbortSignal): Promise<unknown> {
+    const s = this.steps.get(step) as ResolvedStep;
+    return this.attempt(
+      context,
+      s,
+      'running',
+      signal,
+      s.retry,
+      s.timeoutMs,
+      (ctx) => s.run(ctx),
+      `${context.sagaId}:${step}`,
+    );
+  }
+
+  private async compensateStep({ step, context }: StepRun, signal: AbortSignal): Promise<unknown> {
+    const s = this.steps.get(step) as ResolvedStep;
+    const undo = s.compensate as NonNullable<SagaStep['compensate']>;
+    return this.attempt(
+      context,
+      s,
+      'compensating',
+      signal,
+      this.def.compensationRetry,
+      this.def.compensationTimeoutMs,
+      (ctx) => undo(ctx),
+      `${context.sagaId}:${step}:compensate`,
+    );
+  }
+
+  private async attempt(
+    context: SagaContext,
+    step: ResolvedStep,
+    phase: 'running' | 'compensating',
+    signal: AbortSignal,
+    policy: ResolvedStep['retry'],
+    timeoutMs: number,
+    call: (ctx: StepContext) => unknown,
+    idempotencyKey: string,
+  ): Promise<unknown> {
+    const flight = this.flights.get(context.sagaId) as Flight;
+    const value = { [phase]: step.name };
+    await this.write(flight, phase, value, context);
+    try {
+      const output = await runAttempts({
+        clock: this.rt.clock,
+        policy,
+        timeoutMs,
+        signal,
+        state: flight.attempts,
+        persist: () => this.write(flight, phase, value, context),
+        what: `saga '${this.def.name}' ${phase === 'running' ? 'step' : 'compensation of'} '${step.name}'`,
+        call: (attempt, attemptSignal) =>
+          call({
+            sagaId: context.sagaId,
+            input: context.input,
+            results: context.results,
+            attempt,
+            signal: attemptSignal,
+            idempotencyKey,
+          }),
+      });
+      if (phase === 'running') encodeJson(output, `saga '${this.def.name}' step '${step.name}' result`);
+      return output;
+    } finally {
+      flight.attempts = { attempt: 1, notBefore: undefined };
+    }
+  }
+}
+
+function isFinal(status: SagaRecordStatus): boolean {
+  return status === 'completed' || status === 'compensated' || status === 'failed';
+}
+
+/** The context as JSON can hold it: errors become `{ name, message, code }`. */
+function storable(c: SagaContext): SagaContext {
+  return { ...c, error: describe(c.error), compensationError: describe(c.compensationError) };
+}

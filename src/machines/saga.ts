@@ -1,0 +1,184 @@
+import { assign, fromPromise, setup } from 'xstate';
+import { publish } from './publish.js';
+
+/** What the machine needs to know of a step: its name and whether it can be undone. */
+export interface SagaStepShape {
+  name: string;
+  compensable: boolean;
+}
+
+/** The saga's data: what it was given, what each step returned, how it ended. */
+export interface SagaContext {
+  sagaId: string;
+  input: unknown;
+  results: Record<string, unknown>;
+  failedStep: string | undefined;
+  error: unknown;
+  /** Steps undone so far, in the order they were undone (reverse of completion). */
+  compensated: string[];
+  compensationError: unknown;
+}
+
+/** Input of a saga machine: a fresh run, or a run resumed with what it had done. */
+export interface SagaInput {
+  sagaId: string;
+  input: unknown;
+  results?: Record<string, unknown>;
+}
+
+/** What the step runner actor receives. */
+export interface StepRun {
+  step: string;
+  context: SagaContext;
+}
+
+/** The final states of every saga machine. */
+export type SagaStatus = 'completed' | 'compensated' | 'failed';
+
+/**
+ * Generates the machine of one saga: `running.<step>` for each step in order,
+ * `compensating.<step>` for each step that has a compensation, and the finals
+ * `completed`, `compensated`, `failed`. A step that fails sends the saga to the
+ * compensation of the nearest completed compensable step before it; only steps
+ * that completed are undone, in reverse order. Running and undoing a step are
+ * the invoked actors `runStep` and `compensateStep`, which the saga actor
+ * provides (with retries and timeouts); the machine only decides what is next.
+ */
+export function createSagaMachine(name: string, steps: readonly SagaStepShape[]) {
+  const id = name;
+  /** Where to go when the step at `index` fails or its undo is done: the nearest compensable step before it. */
+  const undoFrom = (index: number): string => {
+    for (let i = index - 1; i >= 0; i--) {
+      const step = steps[i] as SagaStepShape;
+      if (step.compensable) return `#${id}.compensating.${step.name}`;
+    }
+    return `#${id}.compensated`;
+  };
+
+  const running: Record<string, object> = {};
+  const compensating: Record<string, object> = {};
+  steps.forEach((step, i) => {
+    const next = i + 1 < steps.length ? `#${id}.running.${(steps[i + 1] as SagaStepShape).name}` : `#${id}.completed`;
+    running[step.name] = {
+      invoke: {
+        id: `run.${step.name}`,
+        src: 'runStep',
+        input: ({ context }: { context: SagaContext }) => ({ step: step.name, context }),
+        onDone: {
+          target: next,
+          actions: [
+            { type: 'recordResult', params: { step: step.name } },
+            { type: 'stepCompleted', params: { step: step.name } },
+          ],
+        },
+        onError: { target: undoFrom(i), actions: { type: 'recordFailure', params: { step: step.name } } },
+      },
+    };
+    if (step.compensable) {
+      compensating[step.name] = {
+        invoke: {
+          id: `compensate.${step.name}`,
+          src: 'compensateStep',
+          input: ({ context }: { context: SagaContext }) => ({ step: step.name, context }),
+          onDone: { target: undoFrom(i), actions: { type: 'recordCompensated', params: { step: step.name } } },
+          onError: { target: `#${id}.failed`, actions: 'recordCompensationFailure' },
+        },
+      };
+    }
+  });
+
+  const first = (steps[0] as SagaStepShape).name;
+  const topic = (what: string) => `saga.${name}.${what}`;
+  return setup({
+    types: {
+      context: {} as SagaContext,
+      input: {} as SagaInput,
+    },
+    actors: {
+      runStep: fromPromise<unknown, StepRun>(async () => undefined),
+      compensateStep: fromPromise<unknown, StepRun>(async () => undefined),
+    },
+    actions: {
+      recordResult: assign({
+        results: ({ context, event }, params: { step: string }) => ({
+          ...context.results,
+          [params.step]: (event as unknown as { output: unknown }).output,
+        }),
+      }),
+      recordFailure: assign({
+        failedStep: (_, params: { step: string }) => params.step,
+        error: ({ event }) => (event as unknown as { error: unknown }).error,
+      }),
+      recordCompensated: assign({
+        compensated: ({ context }, params: { step: string }) => [...context.compensated, params.step],
+      }),
+      recordCompensationFailure: assign({
+        compensationError: ({ event }) => (event as unknown as { error: unknown }).error,
+      }),
+      stepCompleted: publish(topic('stepCompleted'), ({ context }) => ({
+        sagaId: context.sagaId,
+        results: context.results,
+      })),
+      started: publish(topic('started'), ({ context }) => ({ sagaId: context.sagaId, input: context.input })),
+      compensating: publish(topic('compensating'), ({ context }) => ({
+        sagaId: context.sagaId,
+        failedStep: context.failedStep,
+        error: describe(context.error),
+      })),
+      completed: publish(topic('completed'), ({ context }) => ({ sagaId: context.sagaId, results: context.results })),
+      compensated: publish(topic('compensated'), ({ context }) => ({
+        sagaId: context.sagaId,
+        failedStep: context.failedStep,
+        error: describe(context.error),
+        compensated: context.compensated,
+      })),
+      failed: publish(topic('failed'), ({ context }) => ({
+        sagaId: context.sagaId,
+        failedStep: context.failedStep,
+        error: describe(context.error),
+        compensationError: describe(context.compensationError),
+        compensated: context.compensated,
+      })),
+    },
+  }).createMachine({
+    id,
+    context: ({ input }) => ({
+      sagaId: input.sagaId,
+      input: input.input,
+      results: input.results ?? {},
+      failedStep: undefined,
+      error: undefined,
+      compensated: [],
+      compensationError: undefined,
+    }),
+    initial: 'running',
+    entry: 'started',
+    // A saga with nothing to undo has no compensating or failed states: none could be reached.
+    states: {
+      running: { initial: first, states: running as never },
+      ...(Object.keys(compensating).length > 0
+        ? {
+            // Always entered at a named step; `initial` only satisfies XState's rule for compound states.
+            compensating: {
+              entry: 'compensating',
+              initial: Object.keys(compensating).at(-1) as string,
+              states: compensating as never,
+            },
+            failed: { type: 'final' as const, entry: 'failed' as const },
+          }
+        : {}),
+      completed: { type: 'final', entry: 'completed' },
+      compensated: { type: 'final', entry: 'compensated' },
+    },
+  });
+}
+
+/** An error as plain data, for events and storage. */
+export function describe(error: unknown): unknown {
+  if (error instanceof Error)
+    return { name: error.name, message: error.message, code: (error as { code?: unknown }).code };
+  return error;
+}
+
+/** The machine type `createSagaMachine` returns. */
+export type SagaMachine = ReturnType<typeof createSagaMachine>;

@@ -1,0 +1,68 @@
+import type Database from 'better-sqlite3';
+import type { SagaRecord, SagaStore } from './sagaStore.js';
+
+interface SagaRow {
+  saga: string;
+  id: string;
+  version: string;
+  status: SagaRecord['status'];
+  state: string;
+  context: string;
+  attempt: number;
+  not_before: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+function prepare(db: Database.Database) {
+  return {
+    save: db.prepare(
+      `INSERT INTO keel_sagas (saga, id, version, status, state, context, attempt, not_before, created_at, updated_at)
+       VALUES (@saga, @id, @version, @status, @state, @context, @attempt, @notBefore, @createdAt, @updatedAt)
+       ON CONFLICT (saga, id) DO UPDATE SET version = excluded.version, status = excluded.status, state = excluded.state,
+         context = excluded.context, attempt = excluded.attempt, not_before = excluded.not_before, updated_at = excluded.updated_at`,
+    ),
+    load: db.prepare('SELECT * FROM keel_sagas WHERE saga = ? AND id = ?'),
+    unfinished: db.prepare(
+      `SELECT * FROM keel_sagas WHERE saga = ? AND status IN ('running', 'compensating') ORDER BY created_at, id`,
+    ),
+  };
+}
+
+function toRecord(r: SagaRow): SagaRecord {
+  return {
+    saga: r.saga,
+    id: r.id,
+    version: r.version,
+    status: r.status,
+    state: r.state,
+    context: r.context,
+    attempt: r.attempt,
+    notBefore: r.not_before ?? undefined,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+/** The saga half of the SQLite store, on the database `db()` returns (it throws while the store is closed). */
+export function sqliteSagas(db: () => Database.Database): SagaStore {
+  const statements = new WeakMap<Database.Database, ReturnType<typeof prepare>>();
+  const s = () => {
+    const d = db();
+    let st = statements.get(d);
+    if (!st) statements.set(d, (st = prepare(d)));
+    return st;
+  };
+  return {
+    async saveSaga(record) {
+      s().save.run({ ...record, notBefore: record.notBefore ?? null });
+    },
+    async loadSaga(saga, id) {
+      const row = s().load.get(saga, id) as SagaRow | undefined;
+      return row && toRecord(row);
+    },
+    async unfinishedSagas(saga) {
+      return (s().unfinished.all(saga) as SagaRow[]).map(toRecord);
+    },
+  };
+}

@@ -1,0 +1,77 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import type { AnyActorRef, AnyEventObject } from 'xstate';
+import { createRuntime } from '../../src/index.js';
+import { createSagaMachine } from '../../src/machines/saga.js';
+import { type Driver, eventKind, planPaths, replayPath, settle, TestClock } from '../../src/testing/index.js';
+import { controlledSteps } from '../fixtures/sagaServices.js';
+
+const names = ['createOrder', 'deductInventory', 'processPayment'] as const;
+const machine = createSagaMachine(
+  'checkout',
+  names.map((name, i) => ({ name, compensable: i < names.length - 1 })),
+);
+
+const events: AnyEventObject[] = [];
+for (const name of names) {
+  events.push({ type: `xstate.done.actor.run.${name}`, output: `${name}-done` });
+  events.push({ type: `xstate.error.actor.run.${name}`, error: new Error(`${name} failed`) });
+  events.push({ type: `xstate.done.actor.compensate.${name}`, output: undefined });
+  events.push({ type: `xstate.error.actor.compensate.${name}`, error: new Error(`undo ${name} failed`) });
+}
+const plan = planPaths(machine, { events, input: { sagaId: 's', input: { cart: 1 } } });
+
+afterAll(() => {
+  console.log(plan.coverage.format('saga'));
+});
+
+describe('a generated 3-step saga, from its graph', () => {
+  it('covers every state and transition', () => {
+    expect(plan.coverage.complete, plan.coverage.format('saga')).toBe(true);
+    expect(plan.coverage.states.total).toBe(10);
+  });
+
+  it.each(plan.paths.map((p) => [p.description, p]))('%s', async (_name, path) => {
+    const rt = createRuntime({ clock: new TestClock(), onError: () => {} });
+    const fake = controlledSteps(names);
+    const published: string[] = [];
+    rt.bus.subscribe('saga.checkout.>', (_p, e) => {
+      published.push(e.type.slice('saga.checkout.'.length));
+    });
+    const saga = rt.saga('checkout', { steps: fake.steps, compensationRetry: { maxAttempts: 1 }, shutdownGraceMs: 0 });
+    await rt.start();
+    const result = saga.execute({ cart: 1 }, { id: 's' });
+    let ended: Awaited<typeof result> | undefined;
+    result.then((r) => (ended = r)).catch(() => {});
+    await settle();
+    const driver: Driver = {
+      async send(step) {
+        const k = eventKind(step.event);
+        if (k.kind !== 'done' && k.kind !== 'error') throw new Error(`no driver for ${step.event.type}`);
+        const [phase, name] = k.actorId.split('.') as ['run' | 'compensate', string];
+        const pending = (phase === 'run' ? fake.runs : fake.undos).get(name);
+        if (!pending) throw new Error(`the runtime is not waiting for ${k.actorId}`);
+        if (k.kind === 'done') pending.resolve(k.output);
+        else pending.reject(k.error);
+        await settle();
+      },
+      observe: () => {
+        const actor = rt.system.system.get('saga.checkout.s') as AnyActorRef | undefined;
+        return actor ? actor.getSnapshot().value : (ended?.status ?? 'gone before it ended');
+      },
+    };
+    await replayPath(path, driver);
+    const last = path.steps.at(-1)?.state;
+    if (last?.status === 'done') {
+      const r = await result;
+      expect(r.status).toBe(last.value);
+      if (r.status !== 'completed') {
+        expect(r.failedStep).toBe(last.context.failedStep);
+        expect(r.compensated).toEqual(last.context.compensated);
+      }
+      expect(published.at(-1)).toBe(last.value);
+    }
+    expect(published[0]).toBe('started');
+    await rt.stop();
+    if (last?.status !== 'done') await expect(result).rejects.toMatchObject({ code: 'RUNTIME_STOPPED' });
+  });
+});
