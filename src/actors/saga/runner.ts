@@ -195,15 +195,30 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     }
     flight.attempts = { attempt: record.attempt, notBefore: record.notBefore };
     flight.createdAt = record.createdAt;
-    const snapshot = this.machine.resolveState({
-      value: JSON.parse(record.state),
-      context: JSON.parse(record.context) as SagaContext,
-    });
+    const value = JSON.parse(record.state) as Record<'running' | 'compensating', string>;
+    const context = JSON.parse(record.context) as SagaContext;
+    const [phase, step] = Object.entries(value)[0] as ['running' | 'compensating', string];
+    const [invokeId, src] = phase === 'running' ? [`run.${step}`, 'runStep'] : [`compensate.${step}`, 'compensateStep'];
+    // XState restarts an invoked actor on restore only when the snapshot lists it, so list the step in flight:
+    // it runs again from its start (its idempotency key makes that safe downstream).
+    const persisted = {
+      status: 'active',
+      value,
+      historyValue: {},
+      context,
+      children: {
+        [invokeId]: {
+          src,
+          snapshot: { status: 'active', input: { step, context } satisfies StepRun },
+          syncSnapshot: false,
+        },
+      },
+    };
     const actor = createActor(this.logic, {
       parent: this.rt.system,
       id: `saga.${this.def.name}.${record.id}`,
       systemId: `saga.${this.def.name}.${record.id}`,
-      snapshot: this.machine.getPersistedSnapshot(snapshot) as never,
+      snapshot: persisted as never,
       input: undefined as never,
     });
     this.attach(flight, actor);
