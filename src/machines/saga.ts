@@ -99,46 +99,24 @@ export function createSagaMachine(name: string, steps: readonly SagaStepShape[])
       compensateStep: fromPromise<unknown, StepRun>(async () => undefined),
     },
     actions: {
-      recordResult: assign({
-        results: ({ context, event }, params: { step: string }) => ({
-          ...context.results,
-          [params.step]: (event as unknown as { output: unknown }).output,
-        }),
-      }),
-      recordFailure: assign({
-        failedStep: (_, params: { step: string }) => params.step,
-        error: ({ event }) => (event as unknown as { error: unknown }).error,
-      }),
-      recordCompensated: assign({
-        compensated: ({ context }, params: { step: string }) => [...context.compensated, params.step],
-      }),
-      recordCompensationFailure: assign({
-        compensationError: ({ event }) => (event as unknown as { error: unknown }).error,
-      }),
-      stepCompleted: publish(topic('stepCompleted'), ({ context }) => ({
-        sagaId: context.sagaId,
-        results: context.results,
-      })),
-      started: publish(topic('started'), ({ context }) => ({ sagaId: context.sagaId, input: context.input })),
-      compensating: publish(topic('compensating'), ({ context }) => ({
-        sagaId: context.sagaId,
-        failedStep: context.failedStep,
-        error: describe(context.error),
-      })),
-      completed: publish(topic('completed'), ({ context }) => ({ sagaId: context.sagaId, results: context.results })),
-      compensated: publish(topic('compensated'), ({ context }) => ({
-        sagaId: context.sagaId,
-        failedStep: context.failedStep,
-        error: describe(context.error),
-        compensated: context.compensated,
-      })),
-      failed: publish(topic('failed'), ({ context }) => ({
-        sagaId: context.sagaId,
-        failedStep: context.failedStep,
-        error: describe(context.error),
-        compensationError: describe(context.compensationError),
-        compensated: context.compensated,
-      })),
+      recordResult: assign(({ context, event }, params: { step: string }) =>
+        sagaUpdates.recordResult(context, params.step, (event as unknown as { output: unknown }).output),
+      ),
+      recordFailure: assign(({ context, event }, params: { step: string }) =>
+        sagaUpdates.recordFailure(context, params.step, (event as unknown as { error: unknown }).error),
+      ),
+      recordCompensated: assign(({ context }, params: { step: string }) =>
+        sagaUpdates.recordCompensated(context, params.step),
+      ),
+      recordCompensationFailure: assign(({ context, event }) =>
+        sagaUpdates.recordCompensationFailure(context, (event as unknown as { error: unknown }).error),
+      ),
+      stepCompleted: publish(topic('stepCompleted'), ({ context }) => sagaPayloads.stepCompleted(context)),
+      started: publish(topic('started'), ({ context }) => sagaPayloads.started(context)),
+      compensating: publish(topic('compensating'), ({ context }) => sagaPayloads.compensating(context)),
+      completed: publish(topic('completed'), ({ context }) => sagaPayloads.completed(context)),
+      compensated: publish(topic('compensated'), ({ context }) => sagaPayloads.compensated(context)),
+      failed: publish(topic('failed'), ({ context }) => sagaPayloads.failed(context)),
     },
   }).createMachine({
     id,
@@ -172,6 +150,38 @@ export function createSagaMachine(name: string, steps: readonly SagaStepShape[])
     },
   });
 }
+
+/** How each of the machine's `assign` actions changes the context; shared with the compiled runner. */
+export const sagaUpdates = {
+  recordResult: (c: SagaContext, step: string, output: unknown): SagaContext => ({
+    ...c,
+    results: { ...c.results, [step]: output },
+  }),
+  recordFailure: (c: SagaContext, step: string, error: unknown): SagaContext => ({ ...c, failedStep: step, error }),
+  recordCompensated: (c: SagaContext, step: string): SagaContext => ({ ...c, compensated: [...c.compensated, step] }),
+  recordCompensationFailure: (c: SagaContext, error: unknown): SagaContext => ({ ...c, compensationError: error }),
+};
+
+/** The events a saga publishes (`saga.<name>.<event>`) and their payloads; shared with the compiled runner. */
+export const sagaPayloads = {
+  started: (c: SagaContext) => ({ sagaId: c.sagaId, input: c.input }),
+  stepCompleted: (c: SagaContext) => ({ sagaId: c.sagaId, results: c.results }),
+  compensating: (c: SagaContext) => ({ sagaId: c.sagaId, failedStep: c.failedStep, error: describe(c.error) }),
+  completed: (c: SagaContext) => ({ sagaId: c.sagaId, results: c.results }),
+  compensated: (c: SagaContext) => ({
+    sagaId: c.sagaId,
+    failedStep: c.failedStep,
+    error: describe(c.error),
+    compensated: c.compensated,
+  }),
+  failed: (c: SagaContext) => ({
+    sagaId: c.sagaId,
+    failedStep: c.failedStep,
+    error: describe(c.error),
+    compensationError: describe(c.compensationError),
+    compensated: c.compensated,
+  }),
+};
 
 /** An error as plain data, for events and storage. */
 export function describe(error: unknown): unknown {

@@ -13,6 +13,8 @@ export interface Saga<TSteps extends readonly SagaStep[] = readonly SagaStep[]> 
   execute(input: unknown, options?: ExecuteOptions): Promise<SagaResult<TSteps>>;
   /** How many sagas of this definition run in this runtime now. */
   readonly running: number;
+  /** The machine state of saga `id` while it runs in this runtime (`{ running: 'createOrder' }`); undefined otherwise. */
+  stateOf(id: string): unknown;
 }
 
 const registries = new WeakMap<Runtime<any>, Map<string, Saga<any>>>();
@@ -51,6 +53,7 @@ export function sagaFor<const TSteps extends readonly SagaStep[]>(
     get running() {
       return runner.running;
     },
+    stateOf: (id) => runner.stateOf(id),
   };
   sagas.set(name, saga);
   rt.addComponent({ kind: 'saga', name, start: () => runner.resumeAll(), stop: () => runner.stop() });

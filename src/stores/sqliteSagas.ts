@@ -53,9 +53,27 @@ export function sqliteSagas(db: () => Database.Database): SagaStore {
     if (!st) statements.set(d, (st = prepare(d)));
     return st;
   };
+  // Saves made in the same tick (many sagas at once) share one transaction: one fsync instead of one each.
+  let batch: Array<{ record: SagaRecord; done: () => void; failed: (e: unknown) => void }> = [];
+  const flush = () => {
+    const items = batch;
+    batch = [];
+    try {
+      const st = s();
+      db().transaction(() => {
+        for (const { record } of items) st.save.run({ ...record, notBefore: record.notBefore ?? null });
+      })();
+      for (const item of items) item.done();
+    } catch (error) {
+      for (const item of items) item.failed(error);
+    }
+  };
   return {
-    async saveSaga(record) {
-      s().save.run({ ...record, notBefore: record.notBefore ?? null });
+    saveSaga(record) {
+      return new Promise<void>((done, failed) => {
+        if (batch.length === 0) queueMicrotask(flush);
+        batch.push({ record, done, failed });
+      });
     },
     async loadSaga(saga, id) {
       const row = s().load.get(saga, id) as SagaRow | undefined;

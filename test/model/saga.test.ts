@@ -30,8 +30,16 @@ describe('a generated 3-step saga, from its graph', () => {
     expect(plan.coverage.states.total).toBe(10);
   });
 
-  it.each(plan.paths.map((p) => [p.description, p]))('%s', async (_name, path) => {
-    const rt = createRuntime({ clock: new TestClock(), onError: () => {} });
+  // Inspected, every saga is an XState actor; otherwise the runner follows the machine compiled to a table.
+  const modes = [
+    ['compiled', undefined],
+    ['actor', () => {}],
+  ] as const;
+  const cases = modes.flatMap(([mode, inspect]) =>
+    plan.paths.map((p) => [`${mode}: ${p.description}`, p, inspect] as const),
+  );
+  it.each(cases)('%s', async (_name, path, inspect) => {
+    const rt = createRuntime({ clock: new TestClock(), onError: () => {}, inspect });
     const fake = controlledSteps(names);
     const published: string[] = [];
     rt.bus.subscribe('saga.checkout.>', (_p, e) => {
@@ -55,8 +63,11 @@ describe('a generated 3-step saga, from its graph', () => {
         await settle();
       },
       observe: () => {
-        const actor = rt.system.system.get('saga.checkout.s') as AnyActorRef | undefined;
-        return actor ? actor.getSnapshot().value : (ended?.status ?? 'gone before it ended');
+        if (inspect) {
+          const actor = rt.system.system.get('saga.checkout.s') as AnyActorRef | undefined;
+          expect(actor === undefined).toBe(saga.stateOf('s') === undefined);
+        }
+        return (saga.stateOf('s') ?? ended?.status ?? 'gone before it ended') as never;
       },
     };
     await replayPath(path, driver);

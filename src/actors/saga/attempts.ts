@@ -50,6 +50,8 @@ export async function runAttempts<T>(plan: AttemptPlan<T>): Promise<T> {
 }
 
 function attemptOnce<T>(plan: AttemptPlan<T>, attempt: number): Promise<T> {
+  // Without a timeout the attempt's signal is the saga's: no controller or listener per attempt.
+  if (plan.timeoutMs <= 0) return (async () => plan.call(attempt, plan.signal))();
   const controller = new AbortController();
   const onAbort = () => controller.abort(plan.signal.reason);
   plan.signal.addEventListener('abort', onAbort, { once: true });

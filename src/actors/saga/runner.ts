@@ -1,7 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type { Actor } from 'xstate';
 import { createActor, fromPromise } from 'xstate';
-import { createSagaMachine, describe, type SagaContext, type SagaMachine, type StepRun } from '../../machines/saga.js';
+import {
+  createSagaMachine,
+  describe,
+  type SagaContext,
+  type SagaMachine,
+  type StepRun,
+  sagaPayloads,
+  sagaUpdates,
+} from '../../machines/saga.js';
 import type { Runtime } from '../../runtime/createRuntime.js';
 import { KeelError } from '../../runtime/errors.js';
 import type { SagaRecord, SagaRecordStatus, SagaStore } from '../../stores/sagaStore.js';
@@ -9,6 +17,7 @@ import type { Store } from '../../stores/store.js';
 import { encodeJson } from '../json.js';
 import { type AttemptState, runAttempts } from './attempts.js';
 import type { ResolvedSaga, ResolvedStep, SagaStep, StepContext } from './definition.js';
+import { compilePlan, type PlannedAction, type SagaPlan } from './plan.js';
 import { resultOf, type SagaResult } from './result.js';
 
 /** Options of one `execute`. */
@@ -22,7 +31,11 @@ interface Flight {
   promise: Promise<SagaResult<any>>;
   resolve(r: SagaResult<any>): void;
   reject(e: unknown): void;
+  /** The saga's actor, when the runtime is inspected. */
   actor: Actor<SagaMachine> | undefined;
+  /** Without an actor: the state the compiled plan is in, and how to interrupt it. */
+  state: string;
+  controller: AbortController;
   /** Attempts of the step in progress; carried over from the store on resume. */
   attempts: AttemptState;
   createdAt: number;
@@ -34,8 +47,10 @@ interface Flight {
 type Sagas = Store & SagaStore;
 
 /**
- * Runs the sagas of one definition: one actor per saga, in the runtime's
- * system, driven by the generated machine. The actor's invoked `runStep` and
+ * Runs the sagas of one definition, following the generated machine. When the
+ * runtime is inspected, each saga is an XState actor in the runtime's system
+ * (the inspector shows it live); otherwise the same machine runs as a compiled
+ * transition table (`plan.ts`), ~30 times cheaper. Either way `runStep` and
  * `compensateStep` do the work (retries, timeouts) and write the saga's
  * progress to the store before each step starts, so a crash resumes at the
  * step in flight.
@@ -44,6 +59,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
   /** The generated XState machine (as the inspector shows it). */
   readonly machine: SagaMachine;
   private readonly logic: SagaMachine;
+  private readonly plan: SagaPlan;
   private readonly flights = new Map<string, Flight>();
   private readonly steps: Map<string, ResolvedStep>;
 
@@ -62,6 +78,16 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
         compensateStep: fromPromise<unknown, StepRun>(({ input, signal }) => this.compensateStep(input, signal)),
       },
     });
+    this.plan = compilePlan(this.machine);
+  }
+
+  /** The machine state of the saga `id` while it runs in this runtime (`{ running: 'createOrder' }`), else undefined. */
+  stateOf(id: string): unknown {
+    const flight = this.flights.get(id);
+    if (!flight) return undefined;
+    if (flight.actor) return flight.actor.getSnapshot().value;
+    const [phase, step] = flight.state.split('.') as [string, string | undefined];
+    return step === undefined ? phase : { [phase]: step };
   }
 
   /** How many sagas of this definition run in this runtime now. */
@@ -95,6 +121,11 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       }
       if (stored) {
         this.resumeFlight(flight, stored);
+        return;
+      }
+      if (!this.rt.inspected) {
+        const context = this.machine.config.context as unknown as (a: { input: unknown }) => SagaContext;
+        void this.follow(flight, this.plan.initial, context({ input: { sagaId: id, input } }), this.plan.start);
         return;
       }
       const actor = createActor(this.logic, {
@@ -143,6 +174,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       );
       // The actor is a child of the runtime's system; XState only lets its parent stop it, so stop it from inside.
       (flight.actor as unknown as { _stop(): void } | undefined)?._stop();
+      flight.controller.abort(interrupted);
       await flight.writes.catch(() => {});
       this.fail(flight, interrupted);
     }
@@ -178,6 +210,8 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       resolve,
       reject,
       actor: undefined,
+      state: this.plan.initial,
+      controller: new AbortController(),
       attempts: { attempt: 1, notBefore: undefined },
       createdAt: this.rt.clock.now(),
       writes: Promise.resolve(),
@@ -198,6 +232,10 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     const value = JSON.parse(record.state) as Record<'running' | 'compensating', string>;
     const context = JSON.parse(record.context) as SagaContext;
     const [phase, step] = Object.entries(value)[0] as ['running' | 'compensating', string];
+    if (!this.rt.inspected) {
+      void this.follow(flight, `${phase}.${step}`, context, []);
+      return;
+    }
     const [invokeId, src] = phase === 'running' ? [`run.${step}`, 'runStep'] : [`compensate.${step}`, 'compensateStep'];
     // XState restarts an invoked actor on restore only when the snapshot lists it, so list the step in flight:
     // it runs again from its start (its idempotency key makes that safe downstream).
@@ -222,6 +260,76 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       input: undefined as never,
     });
     this.attach(flight, actor);
+  }
+
+  /** Runs the compiled plan from state `key`: what the actor would do, without one. */
+  private async follow(flight: Flight, key: string, context: SagaContext, entry: PlannedAction[]): Promise<void> {
+    try {
+      context = this.apply(entry, context, undefined);
+      for (;;) {
+        flight.state = key;
+        const state = this.plan.states.get(key);
+        if (!state) throw new Error(`saga '${this.def.name}': the plan has no state '${key}'`);
+        if (state.kind === 'final') {
+          await this.write(flight, key as SagaRecordStatus, key, context);
+          this.flights.delete(flight.id);
+          flight.resolve(resultOf(key, context));
+          return;
+        }
+        const run: StepRun = { step: state.step as string, context };
+        const signal = flight.controller.signal;
+        let event: { output?: unknown; error?: unknown };
+        let edge = state.done;
+        try {
+          event = {
+            output: await (state.kind === 'run' ? this.runStep(run, signal) : this.compensateStep(run, signal)),
+          };
+        } catch (error) {
+          if (signal.aborted) return;
+          event = { error };
+          edge = state.error;
+        }
+        if (!edge) throw new Error(`saga '${this.def.name}': state '${key}' has no way out`);
+        context = this.apply(edge.actions, context, event);
+        key = edge.target;
+      }
+    } catch (error) {
+      this.fail(flight, error);
+    }
+  }
+
+  /** Applies the machine's actions by name: context updates as its `assign`s do, events as its `publish`es do. */
+  private apply(
+    actions: readonly PlannedAction[],
+    context: SagaContext,
+    event: { output?: unknown; error?: unknown } | undefined,
+  ): SagaContext {
+    for (const a of actions) {
+      const step = a.params?.step as string;
+      switch (a.type) {
+        case 'recordResult':
+          context = sagaUpdates.recordResult(context, step, event?.output);
+          break;
+        case 'recordFailure':
+          context = sagaUpdates.recordFailure(context, step, event?.error);
+          break;
+        case 'recordCompensated':
+          context = sagaUpdates.recordCompensated(context, step);
+          break;
+        case 'recordCompensationFailure':
+          context = sagaUpdates.recordCompensationFailure(context, event?.error);
+          break;
+        default: {
+          const payload = sagaPayloads[a.type as keyof typeof sagaPayloads];
+          if (!payload)
+            throw new Error(`saga '${this.def.name}': the machine has an action '${a.type}' the runner does not know`);
+          this.rt.bus.publish(`saga.${this.def.name}.${a.type}`, payload(context), {
+            source: `saga.${this.def.name}.${context.sagaId}`,
+          });
+        }
+      }
+    }
+    return context;
   }
 
   private attach(flight: Flight, actor: Actor<SagaMachine>): void {
