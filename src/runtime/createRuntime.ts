@@ -1,6 +1,7 @@
 import type { AnyActorLogic, AnyActorRef, InspectionEvent, Observer } from 'xstate';
 import { createActor, fromPromise } from 'xstate';
 import { type Bus, busLogic, EventBus, type EventMap } from '../actors/bus.js';
+import type { SagaOptions, SagaStep } from '../actors/saga/definition.js';
 import { runtimeMachine } from '../machines/runtime.js';
 import { memoryStore } from '../stores/memory.js';
 import type { Store } from '../stores/store.js';
@@ -9,6 +10,7 @@ import { type Clock, systemClock } from './clock.js';
 import type { Component } from './components.js';
 import { invalidOptions, KeelError } from './errors.js';
 import { type Queue, type QueueOptions, queueFor } from './queues.js';
+import { type Saga, sagaFor } from './sagas.js';
 import { untilSnapshot } from './untilState.js';
 
 /** Options of `createRuntime`. */
@@ -55,6 +57,8 @@ export class Runtime<E extends EventMap = Record<string, any>> {
   readonly bus: Bus<E>;
   readonly clock: Clock;
   readonly store: Store;
+  /** True when an inspector watches this runtime: patterns then run every instance as a visible actor. */
+  readonly inspected: boolean;
   private readonly eventBus: EventBus<E>;
   private readonly components: Component[] = [];
   private starting: Promise<void> | undefined;
@@ -74,6 +78,7 @@ export class Runtime<E extends EventMap = Record<string, any>> {
     this.clock = options.clock ?? systemClock;
     this.store = options.store ?? memoryStore();
     this.onError = options.onError;
+    this.inspected = options.inspect !== undefined;
     const report = (error: unknown, detail: string) => this.report(error, detail);
     this.eventBus = new EventBus<E>(this.clock, report);
     this.bus = this.eventBus;
@@ -154,6 +159,11 @@ export class Runtime<E extends EventMap = Record<string, any>> {
     return queueFor(this, name, options);
   }
 
+  /** Registers the orchestrated saga `name`; unfinished runs of it resume on `start()`. */
+  saga<const TSteps extends readonly SagaStep[]>(name: string, options: SagaOptions<TSteps>): Saga<TSteps> {
+    return sagaFor(this, name, options);
+  }
+
   /** Spawns an actor into the runtime's system (a child of the root); it can publish and subscribe through the bus. */
   spawn<L extends AnyActorLogic>(logic: L, options: SpawnOptions = {}): AnyActorRef {
     const id = options.id ?? `actor-${++spawnCount}`;
@@ -167,6 +177,19 @@ export class Runtime<E extends EventMap = Record<string, any>> {
     const ref = this.snapshot().children[id] as AnyActorRef | undefined;
     if (!ref) throw new KeelError('RUNTIME_STOPPED', `spawn('${id}'): the runtime did not take the actor`);
     return ref;
+  }
+
+  /**
+   * Resolves once the runtime runs (waiting out a start in progress); rejects
+   * with `NOT_STARTED` before `start()` and `RUNTIME_STOPPED` once stopping.
+   * `what` names the caller in the message, e.g. `queue('sync').enqueue`.
+   */
+  async whenRunning(what: string): Promise<void> {
+    if (this.state === 'starting') await untilSnapshot<RuntimeSnapshot>(this.system, (s) => s.value !== 'starting');
+    const state = this.state;
+    if (state === 'running') return;
+    if (state === 'idle') throw new KeelError('NOT_STARTED', `${what}: call rt.start() first (the store is not open yet)`);
+    throw new KeelError('RUNTIME_STOPPED', `${what}: the runtime is ${state}`);
   }
 
   /** @internal registers work that must start with the runtime and finish before it stops. */

@@ -26,3 +26,14 @@ export class KeelError extends Error {
 export function invalidOptions(owner: string, option: string, why: string): KeelError {
   return new KeelError('INVALID_OPTIONS', `${owner}: option '${option}' ${why}`);
 }
+
+/**
+ * Thrown by a task handler to say that retrying cannot help (bad input, a
+ * permanent refusal): the task goes straight to the dead letters.
+ */
+export class NonRetryableError extends KeelError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('NON_RETRYABLE', message, options);
+    this.name = 'NonRetryableError';
+  }
+}

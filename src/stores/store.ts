@@ -1,12 +1,135 @@
+import type { SagaStore } from './sagaStore.js';
+
 /**
  * What the runtime needs from a store. Every store (memory, sqlite, postgres)
  * implements it and passes the same contract suite in `test/stores/`.
+ *
+ * Rules every method follows, so that a distributed store (postgres) and saga
+ * persistence fit the same shape later:
+ * - Every method is async, even where a store could answer synchronously.
+ * - Time is passed in (`now`, `runAt`, `leaseUntil`, all epoch ms from the
+ *   runtime's clock); a store never reads a clock, so a simulated clock drives
+ *   delays and leases in tests.
+ * - Methods take batches where the hot path needs them (enqueue, claim, renew,
+ *   settle): one call is one transaction.
+ * - A claimed task carries a lease token; renew and settle only act on a task
+ *   whose token still matches, so a worker that lost its lease cannot finish a
+ *   task someone else now holds.
  */
-export interface Store {
+export interface Store extends TaskStore, SagaStore {
   /** `memory`, `sqlite`, `postgres`, or a user's own. */
   readonly kind: string;
   /** Connects and migrates; throws `KeelError` `STORE_UNAVAILABLE` when it cannot. */
   open(): Promise<void>;
   /** Releases every handle the store holds; safe to call twice. */
   close(): Promise<void>;
+}
+
+/** Where a task is in its lifecycle (see `src/machines/task.ts`). */
+export type TaskState = 'pending' | 'active' | 'retrying' | 'succeeded' | 'dead';
+
+/** One task to add. The payload is already JSON text (the queue validated it). */
+export interface NewTask {
+  payload: string;
+  key?: string;
+  /** Not claimable before this time. */
+  runAt: number;
+}
+
+/** What `enqueue` says about each new task, in request order. */
+export interface EnqueueResult {
+  id: string;
+  /** A live (pending, active or retrying) task with the same key existed; `id` is that task's. */
+  deduplicated: boolean;
+}
+
+/** A task handed to a worker. */
+export interface ClaimedTask {
+  id: string;
+  payload: string;
+  /** 1 on the first run; counts lease expiries too (the handler may have run). */
+  attempt: number;
+  key?: string;
+  /** Proves the claim in `renew` and `settle`. */
+  token: string;
+}
+
+/** How a claimed task ended; `settle` applies it only while the lease token matches. */
+export type Outcome =
+  | { kind: 'succeeded'; id: string; token: string }
+  | { kind: 'retrying'; id: string; token: string; runAt: number; error: string }
+  | { kind: 'dead'; id: string; token: string; error: string }
+  /** Back to pending without spending the attempt (runtime stopping, breaker open). */
+  | { kind: 'released'; id: string; token: string; runAt: number };
+
+/** A task as stored, for inspection (`dead()`, `get`). */
+export interface TaskRecord {
+  id: string;
+  queue: string;
+  /** The state at `now`: a retrying task whose backoff has passed reads as pending. */
+  state: Exclude<TaskState, 'succeeded'>;
+  payload: string;
+  key?: string;
+  attempt: number;
+  runAt: number;
+  leaseUntil?: number;
+  lastError?: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** Counts per state. `retrying` counts tasks still waiting out a backoff. */
+export interface QueueStats {
+  pending: number;
+  active: number;
+  retrying: number;
+  succeeded: number;
+  dead: number;
+}
+
+/** What happened to a task whose lease ran out. */
+export interface ExpiredLease {
+  id: string;
+  state: 'pending' | 'dead';
+}
+
+/** The task-queue half of a store. */
+export interface TaskStore {
+  /** Adds tasks in one transaction; a task whose key is live is not added again. */
+  enqueue(queue: string, tasks: readonly NewTask[], now: number): Promise<EnqueueResult[]>;
+  /**
+   * Takes up to `limit` due tasks (pending, or retrying past their backoff),
+   * oldest `runAt` first, marks them active with `token` until `leaseUntil`
+   * and counts an attempt.
+   */
+  claim(
+    queue: string,
+    request: { limit: number; now: number; leaseUntil: number; token: string },
+  ): Promise<ClaimedTask[]>;
+  /** Extends the leases still held; returns the ids whose lease was lost. */
+  renew(
+    queue: string,
+    leases: readonly { id: string; token: string }[],
+    leaseUntil: number,
+    now: number,
+  ): Promise<string[]>;
+  /** Applies outcomes in one transaction; `true` where the lease still matched. */
+  settle(queue: string, outcomes: readonly Outcome[], now: number): Promise<boolean[]>;
+  /**
+   * Ends the leases that ran out before `now`: the task becomes pending again,
+   * or dead when it has used `maxAttempts` (the task machine's `leaseExpired`).
+   */
+  expireLeases(queue: string, now: number, maxAttempts: number): Promise<ExpiredLease[]>;
+  /** The earliest time something may change without a new enqueue: a task falls due or a lease runs out. */
+  nextDueAt(queue: string): Promise<number | undefined>;
+  stats(queue: string, now: number): Promise<QueueStats>;
+  /** Dead tasks, oldest first. */
+  dead(queue: string, limit?: number): Promise<TaskRecord[]>;
+  /**
+   * Puts a dead task back to pending with its attempts reset. `deduplicated`
+   * when a live task holds the same key (the dead one stays dead).
+   */
+  redrive(queue: string, id: string, now: number): Promise<'redriven' | 'deduplicated' | 'not-found'>;
+  /** One task, or undefined when it is unknown or has succeeded (succeeded tasks are not kept). */
+  get(queue: string, id: string, now: number): Promise<TaskRecord | undefined>;
 }

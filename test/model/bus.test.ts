@@ -1,8 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AnyActorRef } from 'xstate';
 import { createMachine } from 'xstate';
-import { busMachine } from '../../src/machines/bus.js';
 import { createRuntime } from '../../src/index.js';
+import { busMachine } from '../../src/machines/bus.js';
 import { type Driver, planPaths, replayPath, settle, TestClock } from '../../src/testing/index.js';
 
 const placeholder = { id: 'probe' } as unknown as AnyActorRef;
@@ -32,9 +32,12 @@ describe('bus machine, from its graph', () => {
       published.push(p);
     });
     const probeSeen: unknown[] = [];
-    const probe = rt.spawn(createMachine({ on: { 'model.probe': { actions: ({ event }) => probeSeen.push(event.payload) } } }), {
-      id: 'probe',
-    });
+    const probe = rt.spawn(
+      createMachine({ on: { 'model.probe': { actions: ({ event }) => probeSeen.push(event.payload) } } }),
+      {
+        id: 'probe',
+      },
+    );
     let expectProbe = false;
     let expectPublished = 0;
     const driver: Driver = {

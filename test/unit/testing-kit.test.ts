@@ -91,7 +91,10 @@ describe('replayPath', () => {
     });
 
     const broken = createActor(door, { clock: new TestClock() }).start();
-    const wrong = replayPath(longest, { send: (step) => void (step.event.type === 'knock' ? undefined : 0), observe: () => broken.getSnapshot().value });
+    const wrong = replayPath(longest, {
+      send: (step) => void (step.event.type === 'knock' ? undefined : 0),
+      observe: () => broken.getSnapshot().value,
+    });
     await expect(wrong).rejects.toBeInstanceOf(PathMismatchError);
     await expect(wrong).rejects.toThrow(/the model is in "opening" but the runtime is in "closed"/);
   });
@@ -104,8 +107,16 @@ describe('eventKind', () => {
       delay: 'resetTimeout',
       stateId: 'breaker.open',
     });
-    expect(eventKind({ type: 'xstate.done.actor.call', output: 1 } as never)).toEqual({ kind: 'done', actorId: 'call', output: 1 });
-    expect(eventKind({ type: 'xstate.error.actor.call', error: 'e' } as never)).toEqual({ kind: 'error', actorId: 'call', error: 'e' });
+    expect(eventKind({ type: 'xstate.done.actor.call', output: 1 } as never)).toEqual({
+      kind: 'done',
+      actorId: 'call',
+      output: 1,
+    });
+    expect(eventKind({ type: 'xstate.error.actor.call', error: 'e' } as never)).toEqual({
+      kind: 'error',
+      actorId: 'call',
+      error: 'e',
+    });
     expect(eventKind({ type: 'go' })).toEqual({ kind: 'event', type: 'go' });
   });
 });

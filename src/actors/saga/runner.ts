@@ -106,13 +106,13 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     const joined = this.flights.get(id);
     if (joined) return joined.promise as Promise<SagaResult<TSteps>>;
     try {
-      this.checkRunning('execute');
       encodeJson(input, `saga('${this.def.name}').execute: input`);
     } catch (error) {
       return Promise.reject(error);
     }
     const flight = this.newFlight(id);
     void (async () => {
+      await this.rt.whenRunning(`saga('${this.def.name}').execute`);
       const stored = await this.store.loadSaga(this.def.name, id);
       if (stored && isFinal(stored.status)) {
         this.flights.delete(id);
@@ -182,19 +182,6 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
 
   private get store(): Sagas {
     return this.rt.store as Sagas;
-  }
-
-  private checkRunning(what: string): void {
-    const state = this.rt.state;
-    if (state === 'stopping' || state === 'stopped') {
-      throw new KeelError('RUNTIME_STOPPED', `saga('${this.def.name}').${what}: the runtime is ${state}`);
-    }
-    if (state !== 'running' && this.rt.store.kind !== 'memory') {
-      throw new KeelError(
-        'NOT_STARTED',
-        `saga('${this.def.name}').${what}: call rt.start() first (the ${this.rt.store.kind} store is not open)`,
-      );
-    }
   }
 
   private newFlight(id: string): Flight {

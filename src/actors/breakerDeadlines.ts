@@ -1,0 +1,104 @@
+import type { Clock } from '../runtime/clock.js';
+
+/** A call waiting for its deadline; linked into the list while in flight. */
+export interface Deadline {
+  deadline: number;
+  prev: Deadline | undefined;
+  next: Deadline | undefined;
+  /** Called once when the deadline passes while the call is still in the list. */
+  expire(): void;
+}
+
+interface TimerHandle {
+  unref?(): unknown;
+}
+
+/**
+ * Per-call timeouts with one timer per breaker instead of one per call. Every
+ * call of a breaker has the same timeout, so deadlines arrive in start order:
+ * a linked list in start order is sorted by deadline, adding and removing are
+ * O(1), and a single timer armed for the head is enough.
+ *
+ * The timer is not cleared when the list empties (clearing and re-arming on
+ * every call costs more than the call), and it is unref'd: a breaker never
+ * keeps the process alive by itself (the guarded I/O does). `close()` clears it.
+ */
+export class Deadlines {
+  private head: Deadline | undefined;
+  private tail: Deadline | undefined;
+  private timer: unknown;
+  /** When the armed timer fires; undefined when none is armed. */
+  private armedAt: number | undefined;
+  private closing = false;
+  private readonly fire = () => this.expireDue();
+
+  constructor(private readonly clock: Clock) {}
+
+  /** True while no call waits. */
+  get empty(): boolean {
+    return this.head === undefined;
+  }
+
+  /** Links `d`; its `deadline` must be >= every deadline already in the list. */
+  add(d: Deadline): void {
+    d.prev = this.tail;
+    d.next = undefined;
+    if (this.tail) this.tail.next = d;
+    else this.head = d;
+    this.tail = d;
+    if (this.armedAt === undefined) this.arm(d.deadline);
+  }
+
+  /** Unlinks `d` (its call finished in time). */
+  remove(d: Deadline): void {
+    const { prev, next } = d;
+    if (prev) prev.next = next;
+    else if (this.head === d) this.head = next;
+    else return; // not linked
+    if (next) next.prev = prev;
+    else this.tail = prev;
+    d.prev = d.next = undefined;
+    if (!this.head) this.onEmpty();
+  }
+
+  /** Stops taking part in process lifetime: the timer is cleared as soon as no call waits. */
+  close(): void {
+    this.closing = true;
+    if (!this.head) this.disarm();
+  }
+
+  private expireDue(): void {
+    this.armedAt = undefined;
+    this.timer = undefined;
+    const now = this.clock.now();
+    let d = this.head;
+    while (d && d.deadline <= now) {
+      const next = d.next;
+      this.head = next;
+      if (next) next.prev = undefined;
+      else this.tail = undefined;
+      d.prev = d.next = undefined;
+      d.expire();
+      d = this.head;
+    }
+    if (this.head) this.arm(this.head.deadline);
+    else this.onEmpty();
+  }
+
+  private arm(at: number): void {
+    this.armedAt = at;
+    const timer = this.clock.setTimeout(this.fire, Math.max(0, at - this.clock.now()));
+    (timer as TimerHandle | undefined)?.unref?.();
+    this.timer = timer;
+  }
+
+  private onEmpty(): void {
+    if (this.closing) this.disarm();
+  }
+
+  private disarm(): void {
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.armedAt = undefined;
+  }
+}

@@ -1,0 +1,656 @@
+import { randomUUID } from 'node:crypto';
+import type { TaskEvent } from '../../machines/task.js';
+import type { Clock } from '../../runtime/clock.js';
+import { KeelError } from '../../runtime/errors.js';
+import type { ClaimedTask, Outcome, TaskStore } from '../../stores/store.js';
+import { backoffMs, type RetryPolicy } from './backoff.js';
+import { describeError, LeaseLostError, TaskTimeoutError } from './errors.js';
+import { nextTaskState } from './lifecycle.js';
+
+/** What a handler receives. */
+export interface Task<P = unknown> {
+  id: string;
+  payload: P;
+  /** 1 on the first run. */
+  attempt: number;
+  key?: string;
+  /** Aborts when the lease is lost, the attempt times out or the runtime stops. */
+  signal: AbortSignal;
+}
+
+/** The part of a circuit breaker the queue uses. */
+export interface GuardingBreaker {
+  call<T>(fn: (signal: AbortSignal) => Promise<T> | T): Promise<T>;
+}
+
+/** What the bus carries on `task.<queue>.succeeded|retrying|dead`. */
+export interface TaskEventPayload {
+  queue: string;
+  id: string;
+  attempt: number;
+  key?: string;
+  payload: unknown;
+  /** retrying and dead: what the handler threw. */
+  error?: string;
+  /** retrying: when the next attempt may start. */
+  runAt?: number;
+}
+
+/** Everything the engine needs, wired by `src/runtime/queues.ts`. */
+export interface EngineOptions {
+  queue: string;
+  store: TaskStore;
+  clock: Clock;
+  handler: ((task: Task<any>) => unknown) | undefined;
+  concurrency: number;
+  retry: RetryPolicy;
+  leaseMs: number;
+  /** 0: an attempt may run forever (its lease is renewed while it runs). */
+  timeoutMs: number;
+  /** How often to look for work that another process made due or whose lease ran out. */
+  pollMs: number;
+  /** Tasks claimed ahead of the workers in one store call. */
+  batchSize: number;
+  /** The breaker that guards every attempt, resolved on first use. */
+  breaker: (() => GuardingBreaker) | undefined;
+  /** Its name: a `CircuitOpenError` from another breaker is an ordinary failure. */
+  breakerName: string | undefined;
+  publish: (topic: string, payload: TaskEventPayload) => void;
+  report: (error: unknown, detail: string) => void;
+}
+
+interface Held {
+  claimed: ClaimedTask;
+  state: 'buffered' | 'running' | 'settling' | 'lost' | 'released';
+  /** Made on first read of `task.signal`: most handlers never read it, and an AbortSignal is costly to make and collect. */
+  ac: AbortController | undefined;
+  /** Set once the attempt is aborted, so a signal made later is born aborted. */
+  abortReason: unknown;
+  /** Ends the wait for the handler early (lease lost, stop, timeout). */
+  cut: ((reason: unknown) => void) | undefined;
+  payload: unknown;
+}
+
+/** A stored payload that is not JSON (written by someone else): retrying cannot help. */
+class UnreadablePayload extends KeelError {
+  constructor(cause: unknown) {
+    super('INVALID_PAYLOAD', `the stored payload is not JSON: ${describeError(cause)}`, { cause });
+  }
+}
+
+function signalOf(h: Held): AbortSignal {
+  if (!h.ac) {
+    h.ac = new AbortController();
+    if (h.abortReason !== undefined) h.ac.abort(h.abortReason);
+  }
+  return h.ac.signal;
+}
+
+function abort(h: Held, reason: unknown): void {
+  if (h.abortReason !== undefined) return;
+  h.abortReason = reason;
+  h.ac?.abort(reason);
+}
+
+type Mode = 'idle' | 'working' | 'paused' | 'stopping' | 'stopped';
+
+/**
+ * The effects of one queue: batched claims, the hand-off to worker loops,
+ * handler runs, batched settles, lease renewal, wake-up timers and the
+ * breaker gate. The queue actor (`queueActor.ts`) drives its lifecycle; the
+ * task machine decides every task's next state (`nextTaskState`). No XState
+ * send happens per task: that would cap throughput at ~450k events/s shared
+ * by everything else in the system.
+ */
+export class QueueEngine {
+  private mode: Mode = 'idle';
+  private readonly held = new Map<string, Held>();
+  private buffer: Held[] = [];
+  private bufferHead = 0;
+  private running = 0;
+  private waiters: Array<(h: Held | undefined) => void> = [];
+  private outbox: Array<{ held: Held; outcome: Outcome }> = [];
+  private flushing: Promise<void> | undefined;
+  private flushScheduled = false;
+  private pumping = false;
+  private pumpAgain = false;
+  private reapDue = true;
+  private recovering: Promise<void> | undefined;
+  private lastReap = Number.NEGATIVE_INFINITY;
+  private wakeTimer: unknown;
+  private renewTimer: unknown;
+  private gateTimer: unknown;
+  private gateClosed = false;
+  private changeWaiters: Array<() => void> = [];
+  private readonly tokenPrefix = randomUUID().slice(0, 8);
+  private tokenSeq = 0;
+  private breakerRef: GuardingBreaker | undefined;
+  private readonly topics: { succeeded: string; retrying: string; dead: string };
+
+  constructor(private readonly o: EngineOptions) {
+    this.topics = {
+      succeeded: `task.${o.queue}.succeeded`,
+      retrying: `task.${o.queue}.retrying`,
+      dead: `task.${o.queue}.dead`,
+    };
+  }
+
+  // ---- lifecycle (called by the queue actor's actions) ----
+
+  /** At start: leases that ran out while no worker ran (a crash) are ended, paused or not. */
+  recover(): void {
+    const now = this.o.clock.now();
+    this.lastReap = now;
+    this.recovering = this.o.store
+      .expireLeases(this.o.queue, now, this.o.retry.maxAttempts)
+      .then(
+        () => {},
+        (error) => this.o.report(error, `queue('${this.o.queue}'): recovering expired leases failed`),
+      )
+      .finally(() => {
+        this.recovering = undefined;
+        this.notifyChange();
+      });
+  }
+
+  /** Claims may start (entering `running.working`). */
+  startClaims(): void {
+    if (this.mode === 'stopping' || this.mode === 'stopped') return;
+    this.mode = 'working';
+    this.reapDue = true;
+    this.pump();
+  }
+
+  /** No new claims; tasks already claimed still run. */
+  pauseClaims(): void {
+    if (this.mode !== 'working' && this.mode !== 'idle') return;
+    this.mode = 'paused';
+    this.clearWake();
+  }
+
+  /** Stop: no new claims, idle workers leave, claimed-but-unstarted tasks go back to pending. */
+  stopClaims(): void {
+    this.mode = 'stopping';
+    this.clearWake();
+    this.clearGate();
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w(undefined);
+    const now = this.o.clock.now();
+    for (let i = this.bufferHead; i < this.buffer.length; i++) {
+      const h = this.buffer[i]!;
+      h.state = 'released';
+      this.outbox.push({
+        held: h,
+        outcome: { kind: 'released', id: h.claimed.id, token: h.claimed.token, runAt: now },
+      });
+    }
+    this.buffer = [];
+    this.bufferHead = 0;
+    this.scheduleFlush();
+  }
+
+  /** Resolves once no handler runs and every outcome is stored. */
+  async finishActive(): Promise<void> {
+    // A claim or recovery still in flight must land first: what it claimed is released, not left leased.
+    while (this.running > 0 || this.outbox.length > 0 || this.flushing || this.pumping || this.recovering) {
+      if (this.running === 0 && !this.flushing && !this.pumping && !this.recovering) await this.flush();
+      else await this.nextChange();
+    }
+    this.finish();
+  }
+
+  /** Grace is over: abort every running handler; its task will be released. */
+  abortActive(): void {
+    const now = this.o.clock.now();
+    for (const h of this.held.values()) {
+      if (h.state !== 'running') continue;
+      h.state = 'released';
+      const reason = new KeelError(
+        'RUNTIME_STOPPED',
+        `queue('${this.o.queue}'): the runtime stopped during the attempt`,
+      );
+      abort(h, reason);
+      h.cut?.(reason);
+      this.outbox.push({
+        held: h,
+        outcome: { kind: 'released', id: h.claimed.id, token: h.claimed.token, runAt: now },
+      });
+    }
+  }
+
+  /** Stores the releases of `abortActive`. */
+  async releaseActive(): Promise<void> {
+    try {
+      while (this.pumping || this.recovering) await this.nextChange();
+      while (this.outbox.length > 0 || this.flushing) await this.flush(true);
+    } finally {
+      this.finish();
+    }
+  }
+
+  private finish(): void {
+    this.mode = 'stopped';
+    this.clearWake();
+    this.clearGate();
+    if (this.renewTimer !== undefined) this.o.clock.clearTimeout(this.renewTimer);
+    this.renewTimer = undefined;
+    this.held.clear();
+    this.notifyChange();
+  }
+
+  /** Something was enqueued or redriven: look for work. */
+  notify(): void {
+    this.pump();
+    this.notifyChange();
+  }
+
+  /** Opens the breaker gate early (the breaker closed). */
+  openGate(): void {
+    if (!this.gateClosed) return;
+    this.clearGate();
+    this.pump();
+  }
+
+  /** True when this process holds no task and has nothing left to store. */
+  get localIdle(): boolean {
+    return this.held.size === 0 && this.outbox.length === 0 && !this.flushing;
+  }
+
+  get isStopped(): boolean {
+    return this.mode === 'stopping' || this.mode === 'stopped';
+  }
+
+  /** Resolves at the next change: a settle, a claim round, a wake-up, a stop. */
+  nextChange(): Promise<void> {
+    return new Promise((resolve) => this.changeWaiters.push(resolve));
+  }
+
+  private notifyChange(): void {
+    if (this.changeWaiters.length === 0) return;
+    const waiters = this.changeWaiters;
+    this.changeWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  // ---- workers ----
+
+  /** One worker's loop: take a task, run it, until the queue stops. */
+  async work(): Promise<void> {
+    for (;;) {
+      let h: Held | undefined | Promise<Held | undefined> = this.take();
+      if (h instanceof Promise) h = await h;
+      if (!h) return;
+      await this.execute(h);
+    }
+  }
+
+  private take(): Held | undefined | Promise<Held | undefined> {
+    if (this.isStopped) return undefined;
+    if (this.bufferHead < this.buffer.length) {
+      const h = this.buffer[this.bufferHead]!;
+      this.buffer[this.bufferHead++] = undefined as never;
+      if (this.bufferHead === this.buffer.length) {
+        this.buffer = [];
+        this.bufferHead = 0;
+      }
+      if (this.buffer.length - this.bufferHead < this.o.concurrency) this.pump();
+      return h;
+    }
+    this.pump();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private async execute(h: Held): Promise<void> {
+    const { claimed } = h;
+    h.state = 'running';
+    this.running++;
+    let event: TaskEvent;
+    let error: unknown;
+    let timer: unknown;
+    try {
+      try {
+        h.payload = JSON.parse(claimed.payload);
+      } catch (e) {
+        throw new UnreadablePayload(e);
+      }
+      const task: Task = {
+        id: claimed.id,
+        payload: h.payload,
+        attempt: claimed.attempt,
+        ...(claimed.key !== undefined && { key: claimed.key }),
+        get signal() {
+          return signalOf(h);
+        },
+      };
+      const run = this.invoke(task);
+      if (this.o.timeoutMs > 0) {
+        timer = this.o.clock.setTimeout(() => {
+          const reason = new TaskTimeoutError(this.o.queue, claimed.id, this.o.timeoutMs);
+          abort(h, reason);
+          h.cut?.(reason);
+        }, this.o.timeoutMs);
+      }
+      await new Promise<void>((resolve, reject) => {
+        h.cut = reject;
+        run.then(() => resolve(), reject);
+      });
+      event = { type: 'succeed' };
+    } catch (e) {
+      error = e;
+      event = this.classify(e, claimed.attempt);
+    } finally {
+      if (timer !== undefined) this.o.clock.clearTimeout(timer);
+      h.cut = undefined;
+      this.running--;
+    }
+    // Lost or released tasks are no longer ours to settle.
+    if (h.state !== 'running') {
+      this.notifyChange();
+      return;
+    }
+    h.state = 'settling';
+    this.outbox.push({ held: h, outcome: this.outcomeOf(h, event, error) });
+    this.scheduleFlush();
+  }
+
+  private invoke(task: Task): Promise<unknown> {
+    const handler = this.o.handler!;
+    if (!this.o.breaker) return new Promise((resolve) => resolve(handler(task)));
+    this.breakerRef ??= this.o.breaker();
+    return this.breakerRef.call((signal) =>
+      handler(signal === undefined ? task : { ...task, signal: AbortSignal.any([task.signal, signal]) }),
+    );
+  }
+
+  private classify(error: unknown, attempt: number): TaskEvent {
+    const code = (error as { code?: unknown } | null)?.code;
+    if (code === 'NON_RETRYABLE' || error instanceof UnreadablePayload) return { type: 'reject' };
+    if (code === 'CIRCUIT_OPEN' && this.o.breakerName !== undefined && this.isOurBreaker(error)) {
+      return { type: 'defer' };
+    }
+    return { type: 'fail', delayMs: backoffMs(this.o.retry, attempt) };
+  }
+
+  private isOurBreaker(error: unknown): boolean {
+    const b = (error as { breaker?: unknown }).breaker;
+    if (b === undefined) return true;
+    if (typeof b === 'string') return b === this.o.breakerName;
+    return (b as { name?: unknown })?.name === this.o.breakerName;
+  }
+
+  private outcomeOf(h: Held, event: TaskEvent, error: unknown): Outcome {
+    const { id, token, attempt } = h.claimed;
+    const to = nextTaskState('active', event, attempt, this.o.retry.maxAttempts);
+    const now = this.o.clock.now();
+    switch (to) {
+      case 'succeeded':
+        return { kind: 'succeeded', id, token };
+      case 'retrying':
+        return {
+          kind: 'retrying',
+          id,
+          token,
+          runAt: now + (event.type === 'fail' ? event.delayMs : 0),
+          error: describeError(error),
+        };
+      case 'pending': {
+        // Deferred by an open breaker: wait out its retryAfterMs, spend no attempt.
+        const after = Number((error as { retryAfterMs?: unknown }).retryAfterMs);
+        this.closeGate(after);
+        return { kind: 'released', id, token, runAt: Number.isFinite(after) && after > 0 ? now + after : now };
+      }
+      default:
+        return { kind: 'dead', id, token, error: describeError(error) };
+    }
+  }
+
+  // ---- claims ----
+
+  private get canClaim(): boolean {
+    return this.mode === 'working' && !this.gateClosed && this.o.handler !== undefined && this.o.concurrency > 0;
+  }
+
+  /** Starts a claim round unless one runs (then it runs once more). */
+  private pump(): void {
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    if (!this.canClaim) return;
+    this.pumping = true;
+    void this.claimRounds();
+  }
+
+  private async claimRounds(): Promise<void> {
+    try {
+      do {
+        this.pumpAgain = false;
+        while (this.canClaim) {
+          const queued = this.buffer.length - this.bufferHead;
+          // Claim when the workers are about to run dry, a batch at a time.
+          if (queued >= this.o.concurrency && this.waiters.length === 0) break;
+          const limit = this.o.concurrency + this.o.batchSize - queued - this.running;
+          if (limit <= 0) break;
+          const now = this.o.clock.now();
+          if (this.reapDue || now - this.lastReap >= this.o.pollMs) {
+            this.reapDue = false;
+            this.lastReap = now;
+            await this.o.store.expireLeases(this.o.queue, now, this.o.retry.maxAttempts);
+            if (!this.canClaim) break;
+          }
+          const token = `${this.tokenPrefix}-${++this.tokenSeq}`;
+          const tasks = await this.o.store.claim(this.o.queue, {
+            limit,
+            now,
+            leaseUntil: now + this.o.leaseMs,
+            token,
+          });
+          for (const claimed of tasks) this.accept(claimed);
+          if (tasks.length > 0) this.armRenew();
+          if (tasks.length < limit) {
+            await this.armWake();
+            break;
+          }
+        }
+      } while (this.pumpAgain && this.canClaim);
+    } catch (error) {
+      this.o.report(error, `queue('${this.o.queue}'): claiming failed; retrying in ${this.o.pollMs} ms`);
+      this.setWake(this.o.pollMs);
+    } finally {
+      // Synchronously after the last check: a pump() asked for in between is not lost.
+      this.pumping = false;
+      const again = this.pumpAgain;
+      this.pumpAgain = false;
+      if (again) this.pump();
+      this.notifyChange();
+    }
+  }
+
+  private accept(claimed: ClaimedTask): void {
+    const h: Held = {
+      claimed,
+      state: 'buffered',
+      ac: undefined,
+      abortReason: undefined,
+      cut: undefined,
+      payload: undefined,
+    };
+    this.held.set(claimed.id, h);
+    if (this.isStopped) {
+      // Claimed while a stop began: give it straight back.
+      h.state = 'released';
+      this.outbox.push({
+        held: h,
+        outcome: { kind: 'released', id: claimed.id, token: claimed.token, runAt: this.o.clock.now() },
+      });
+      this.scheduleFlush();
+      return;
+    }
+    const waiter = this.waiters.shift();
+    if (waiter) waiter(h);
+    else this.buffer.push(h);
+  }
+
+  /** Sleeps until the next task falls due or a lease may run out (or `pollMs`, for other processes' work). */
+  private async armWake(): Promise<void> {
+    const next = await this.o.store.nextDueAt(this.o.queue);
+    const now = this.o.clock.now();
+    const ms = next === undefined ? this.o.pollMs : Math.min(Math.max(0, next - now), this.o.pollMs);
+    this.setWake(ms);
+  }
+
+  private setWake(ms: number): void {
+    this.clearWake();
+    if (this.mode !== 'working') return;
+    this.wakeTimer = this.o.clock.setTimeout(() => {
+      this.wakeTimer = undefined;
+      this.reapDue = true;
+      this.pump();
+      this.notifyChange();
+    }, ms);
+  }
+
+  private clearWake(): void {
+    if (this.wakeTimer !== undefined) this.o.clock.clearTimeout(this.wakeTimer);
+    this.wakeTimer = undefined;
+  }
+
+  private closeGate(retryAfterMs: number): void {
+    this.clearGate();
+    this.gateClosed = true;
+    // Without a finite retryAfterMs (an isolated breaker) the gate opens when the breaker closes.
+    if (Number.isFinite(retryAfterMs)) {
+      this.gateTimer = this.o.clock.setTimeout(
+        () => {
+          this.gateTimer = undefined;
+          this.openGate();
+        },
+        Math.max(0, retryAfterMs),
+      );
+    }
+  }
+
+  private clearGate(): void {
+    if (this.gateTimer !== undefined) this.o.clock.clearTimeout(this.gateTimer);
+    this.gateTimer = undefined;
+    this.gateClosed = false;
+  }
+
+  // ---- leases ----
+
+  private armRenew(): void {
+    if (this.renewTimer !== undefined || this.held.size === 0 || this.mode === 'stopped') return;
+    this.renewTimer = this.o.clock.setTimeout(
+      () => {
+        this.renewTimer = undefined;
+        void this.renew();
+      },
+      Math.max(1, Math.floor(this.o.leaseMs / 3)),
+    );
+  }
+
+  private async renew(): Promise<void> {
+    const leases: { id: string; token: string }[] = [];
+    for (const h of this.held.values()) {
+      if (h.state !== 'lost' && h.state !== 'released') leases.push({ id: h.claimed.id, token: h.claimed.token });
+    }
+    if (leases.length > 0) {
+      const now = this.o.clock.now();
+      try {
+        const lost = await this.o.store.renew(this.o.queue, leases, now + this.o.leaseMs, now);
+        for (const id of lost) this.loseLease(id);
+      } catch (error) {
+        this.o.report(error, `queue('${this.o.queue}'): renewing leases failed`);
+      }
+    }
+    this.armRenew();
+  }
+
+  private loseLease(id: string): void {
+    const h = this.held.get(id);
+    if (!h || h.state === 'released') return;
+    const reason = new LeaseLostError(this.o.queue, id);
+    if (h.state === 'buffered') {
+      const i = this.buffer.indexOf(h, this.bufferHead);
+      if (i >= 0) this.buffer.splice(i, 1);
+    }
+    if (h.state === 'settling') {
+      // The settle will find the token gone; nothing else to do.
+      return;
+    }
+    h.state = 'lost';
+    this.held.delete(id);
+    abort(h, reason);
+    h.cut?.(reason);
+    this.notifyChange();
+  }
+
+  // ---- settles ----
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // A macrotask later, so every handler that finished in this turn shares one store transaction.
+    setImmediate(() => {
+      this.flushScheduled = false;
+      void this.flush();
+    });
+  }
+
+  private flush(rethrow = false): Promise<void> {
+    if (this.flushing) return this.flushing;
+    if (this.outbox.length === 0) return Promise.resolve();
+    const run = (async () => {
+      let failure: unknown;
+      while (this.outbox.length > 0) {
+        const batch = this.outbox;
+        this.outbox = [];
+        let ok: boolean[];
+        try {
+          ok = await this.o.store.settle(
+            this.o.queue,
+            batch.map((b) => b.outcome),
+            this.o.clock.now(),
+          );
+        } catch (error) {
+          // The tasks stay active in the store; their leases run out and they are handed out again.
+          failure ??= error;
+          this.o.report(error, `queue('${this.o.queue}'): storing ${batch.length} task outcome(s) failed`);
+          ok = batch.map(() => false);
+        }
+        for (let i = 0; i < batch.length; i++) {
+          const { held, outcome } = batch[i]!;
+          if (this.held.get(outcome.id) === held) this.held.delete(outcome.id);
+          if (ok[i]) this.announce(held, outcome);
+        }
+      }
+      if (failure !== undefined && rethrow) throw failure;
+    })();
+    this.flushing = run.finally(() => {
+      this.flushing = undefined;
+      this.notifyChange();
+      if (this.buffer.length - this.bufferHead < this.o.concurrency) this.pump();
+    });
+    return this.flushing;
+  }
+
+  private announce(h: Held, outcome: Outcome): void {
+    if (outcome.kind === 'released') return;
+    const { claimed } = h;
+    const payload: TaskEventPayload = {
+      queue: this.o.queue,
+      id: claimed.id,
+      attempt: claimed.attempt,
+      payload: h.payload,
+      ...(claimed.key !== undefined && { key: claimed.key }),
+      ...(outcome.kind !== 'succeeded' && { error: outcome.error }),
+      ...(outcome.kind === 'retrying' && { runAt: outcome.runAt }),
+    };
+    try {
+      this.o.publish(this.topics[outcome.kind], payload);
+    } catch (error) {
+      this.o.report(error, `queue('${this.o.queue}'): publishing task.${this.o.queue}.${outcome.kind} failed`);
+    }
+  }
+}

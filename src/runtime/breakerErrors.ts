@@ -1,0 +1,91 @@
+import { KeelError } from './errors.js';
+
+/** The states in which a breaker refuses calls. */
+export type RefusingState = 'open' | 'halfOpen' | 'isolated';
+
+/**
+ * Thrown by `breaker.call` when the circuit refuses the call. `retryAfterMs` is
+ * how long until a trial call will be admitted; it is `Infinity` while the
+ * breaker is isolated (nothing is admitted until `reset()`; wait for
+ * `breaker.<name>.closed` instead of a timer).
+ *
+ * Rejections are the hot path of an open circuit, so by default no stack trace
+ * is captured (the call site is the caller's own `await`); pass
+ * `captureStack: true` in the breaker's options to get one.
+ */
+export class CircuitOpenError extends KeelError {
+  declare readonly code: 'CIRCUIT_OPEN';
+  /** The breaker's name. */
+  readonly breaker: string;
+  /** Milliseconds until a trial call is admitted (`Infinity` while isolated). */
+  readonly retryAfterMs: number;
+  /** The state that refused the call. */
+  readonly state: RefusingState;
+
+  constructor(breaker: string, retryAfterMs: number, state: RefusingState = 'open') {
+    super('CIRCUIT_OPEN', refusal(breaker, retryAfterMs, state));
+    this.name = 'CircuitOpenError';
+    this.breaker = breaker;
+    this.retryAfterMs = retryAfterMs;
+    this.state = state;
+  }
+
+  /**
+   * A `CircuitOpenError` made without running the `Error` constructor, which
+   * costs ~0.3 µs even with no stack frames. It is `instanceof` every class of
+   * its chain; `message` and `stack` are computed when read.
+   */
+  static unstacked(breaker: string, retryAfterMs: number, state: RefusingState): CircuitOpenError {
+    const e = Object.create(CircuitOpenError.prototype) as { -readonly [K in keyof CircuitOpenError]: unknown };
+    e.code = 'CIRCUIT_OPEN';
+    e.breaker = breaker;
+    e.retryAfterMs = retryAfterMs;
+    e.state = state;
+    return e as CircuitOpenError;
+  }
+}
+
+// Fallbacks for unstacked errors; an error made by the constructor has its own `name`, `message` and `stack`.
+Object.defineProperties(CircuitOpenError.prototype, {
+  name: { value: 'CircuitOpenError', writable: true, configurable: true },
+  message: {
+    get(this: CircuitOpenError) {
+      return refusal(this.breaker, this.retryAfterMs, this.state);
+    },
+    set(this: CircuitOpenError, value: unknown) {
+      Object.defineProperty(this, 'message', { value, writable: true, configurable: true });
+    },
+    configurable: true,
+  },
+  stack: {
+    get(this: CircuitOpenError) {
+      return `${this.name}: ${this.message}\n    (no stack captured; create the breaker with captureStack: true for one)`;
+    },
+    set(this: CircuitOpenError, value: unknown) {
+      Object.defineProperty(this, 'stack', { value, writable: true, configurable: true });
+    },
+    configurable: true,
+  },
+});
+
+function refusal(breaker: string, retryAfterMs: number, state: RefusingState): string {
+  if (state === 'isolated') return `circuit '${breaker}' is isolated; calls are refused until reset()`;
+  if (state === 'halfOpen') return `circuit '${breaker}' is half-open and its trial slots are taken`;
+  return `circuit '${breaker}' is open; retry after ${retryAfterMs} ms`;
+}
+
+/** Thrown by `breaker.call` when the call took longer than `callTimeoutMs`; the call's signal is aborted. */
+export class CallTimeoutError extends KeelError {
+  declare readonly code: 'CALL_TIMEOUT';
+  /** The breaker's name. */
+  readonly breaker: string;
+  /** The timeout that expired. */
+  readonly timeoutMs: number;
+
+  constructor(breaker: string, timeoutMs: number) {
+    super('CALL_TIMEOUT', `call through breaker '${breaker}' timed out after ${timeoutMs} ms`);
+    this.name = 'CallTimeoutError';
+    this.breaker = breaker;
+    this.timeoutMs = timeoutMs;
+  }
+}
