@@ -188,7 +188,8 @@ export class Runtime<E extends EventMap = Record<string, any>> {
     if (this.state === 'starting') await untilSnapshot<RuntimeSnapshot>(this.system, (s) => s.value !== 'starting');
     const state = this.state;
     if (state === 'running') return;
-    if (state === 'idle') throw new KeelError('NOT_STARTED', `${what}: call rt.start() first (the store is not open yet)`);
+    if (state === 'idle')
+      throw new KeelError('NOT_STARTED', `${what}: call rt.start() first (the store is not open yet)`);
     throw new KeelError('RUNTIME_STOPPED', `${what}: the runtime is ${state}`);
   }
 
