@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- name ...]`: runs every `bench/<name>.ts` module (except the
- * harness, this runner and files starting with `_`), or only the names given.
+ * harness, this runner, the README writer and files starting with `_`), or only the names given.
  *
  * Each module runs in its own Node process with `--expose-gc`: JIT state of one
  * benchmark cannot slow the next, heap readings get real GCs, and a module that
@@ -16,7 +16,7 @@ import { printTable, type TableRow, writeResults } from './harness.js';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const CHILD_ENV = 'KEEL_BENCH_MODULE';
-const NOT_BENCHMARKS = new Set(['harness', 'run']);
+const NOT_BENCHMARKS = new Set(['harness', 'run', 'readme']);
 /** A benchmark that runs longer than this is killed and reported. */
 const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_MS) || 10 * 60_000;
 
