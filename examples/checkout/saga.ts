@@ -1,4 +1,4 @@
-import { NonRetryableError } from '../../src/index.js';
+import { NonRetryableError, type StepContext } from '../../src/index.js';
 import { type Hold, type OrderRequest, ServiceError, type Shop } from './services.js';
 
 /**
@@ -17,6 +17,8 @@ export interface CheckoutApi {
 
 /** What a checkout is given. */
 export type CheckoutInput = OrderRequest;
+
+type Ctx = StepContext<CheckoutInput>;
 
 /**
  * A business refusal (4xx: declined, out of stock) will not change on a retry,
@@ -45,12 +47,11 @@ export function checkoutSteps(api: CheckoutApi) {
   return [
     {
       name: 'createOrder',
-      run: (ctx: { input: CheckoutInput; idempotencyKey: string; signal: AbortSignal }) =>
-        refusalsFinal(() => api.createOrder(ctx.idempotencyKey, ctx.input, ctx.signal)),
+      run: (ctx: Ctx) => refusalsFinal(() => api.createOrder(ctx.idempotencyKey, ctx.input, ctx.signal)),
       // Cancelling the order voids its payment first. The payment step has no undo of its own (when it
       // succeeds the checkout is over), but when it fails by timing out the charge may still land later;
       // the void refunds it or fences it off.
-      compensate: async (ctx: { results: Record<string, any>; idempotencyKey: string; signal: AbortSignal }) => {
+      compensate: async (ctx: Ctx) => {
         const orderId = orderIdOf(ctx.results);
         await refusalsFinal(() => api.voidPayment(ctx.idempotencyKey, orderId, ctx.signal));
         return refusalsFinal(() => api.cancelOrder(ctx.idempotencyKey, orderId, ctx.signal));
@@ -58,7 +59,7 @@ export function checkoutSteps(api: CheckoutApi) {
     },
     {
       name: 'deductInventory',
-      run: (ctx: { input: CheckoutInput; results: Record<string, any>; idempotencyKey: string; signal: AbortSignal }) =>
+      run: (ctx: Ctx) =>
         refusalsFinal(() =>
           api.takeStock(
             ctx.idempotencyKey,
@@ -66,12 +67,12 @@ export function checkoutSteps(api: CheckoutApi) {
             ctx.signal,
           ),
         ),
-      compensate: (ctx: { results: Record<string, any>; idempotencyKey: string; signal: AbortSignal }) =>
+      compensate: (ctx: Ctx) =>
         refusalsFinal(() => api.restock(ctx.idempotencyKey, orderIdOf(ctx.results), ctx.signal)),
     },
     {
       name: 'processPayment',
-      run: (ctx: { input: CheckoutInput; results: Record<string, any>; idempotencyKey: string; signal: AbortSignal }) =>
+      run: (ctx: Ctx) =>
         refusalsFinal(() =>
           api.charge(ctx.idempotencyKey, { orderId: orderIdOf(ctx.results), amount: ctx.input.amount }, ctx.signal),
         ),

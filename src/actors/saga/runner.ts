@@ -272,10 +272,11 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
             output: await (state.kind === 'run' ? this.runStep(run, signal) : this.compensateStep(run, signal)),
           };
         } catch (error) {
-          if (signal.aborted) return;
           event = { error };
           edge = state.error;
         }
+        // Interrupted by stop(): a late answer must not move a saga this runtime no longer runs.
+        if (signal.aborted) return;
         if (!edge) throw new Error(`saga '${this.def.name}': state '${key}' has no way out`);
         context = this.apply(edge.actions, context, event);
         key = edge.target;
