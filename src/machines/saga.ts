@@ -5,6 +5,8 @@ import { publish } from './publish.js';
 export interface SagaStepShape {
   name: string;
   compensable: boolean;
+  /** Undo this step also when it fails (its effect may have landed though the call failed, e.g. a timeout). */
+  undoOnFailure?: boolean;
 }
 
 /** The saga's data: what it was given, what each step returned, how it ended. */
@@ -71,7 +73,10 @@ export function createSagaMachine(name: string, steps: readonly SagaStepShape[])
             { type: 'stepCompleted', params: { step: step.name } },
           ],
         },
-        onError: { target: undoFrom(i), actions: { type: 'recordFailure', params: { step: step.name } } },
+        onError: {
+          target: step.compensable && step.undoOnFailure ? `#${id}.compensating.${step.name}` : undoFrom(i),
+          actions: { type: 'recordFailure', params: { step: step.name } },
+        },
       },
     };
     if (step.compensable) {

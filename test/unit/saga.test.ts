@@ -132,6 +132,34 @@ describe.each([
       expect(r3).toMatchObject({ status: 'compensated', failedStep: 'createOrder', compensated: [] });
     });
 
+    it('compensateOnFailure also undoes the failing step itself, first', async () => {
+      const rt = runtime();
+      const undone: string[] = [];
+      const saga = rt.saga('timeouts', {
+        steps: [
+          { name: 'hold', run: () => 'held', compensate: () => void undone.push('release') },
+          {
+            name: 'charge',
+            compensateOnFailure: true,
+            run: () => {
+              throw new Error('gateway timed out; the charge may have landed');
+            },
+            compensate: () => void undone.push('refund'),
+          },
+        ],
+      });
+      await rt.start();
+      expect(await saga.execute({})).toMatchObject({
+        status: 'compensated',
+        failedStep: 'charge',
+        compensated: ['charge', 'hold'],
+      });
+      expect(undone).toEqual(['refund', 'release']);
+      expect(() => rt.saga('bad', { steps: [{ name: 'a', run: () => 1, compensateOnFailure: true }] })).toThrow(
+        /'steps\[0\]\.compensateOnFailure' needs a compensate function/,
+      );
+    });
+
     it('ends failed when a compensation keeps failing, and says so on the bus', async () => {
       const clock = new TestClock(0);
       const rt = runtime({ clock });

@@ -25,6 +25,12 @@ export interface SagaStep<TInput = any, TResult = any> {
   timeoutMs?: number;
   /** Retries of this step; default the saga's `retry`. */
   retry?: RetryOptions;
+  /**
+   * Also run `compensate` when this step itself fails (after its retries), for
+   * calls whose effect may land although the call failed, such as a timeout.
+   * Default false: only completed steps are undone.
+   */
+  compensateOnFailure?: boolean;
 }
 
 /** Options of `rt.saga`. */
@@ -45,6 +51,7 @@ export interface ResolvedStep {
   name: string;
   run: SagaStep['run'];
   compensate: SagaStep['compensate'];
+  compensateOnFailure: boolean;
   timeoutMs: number;
   retry: RetryPolicy;
 }
@@ -114,14 +121,27 @@ export function resolveSaga(name: unknown, options: unknown): ResolvedSaga {
     if (s.compensate !== undefined && typeof s.compensate !== 'function') {
       throw invalidOptions(owner, `${at}.compensate`, 'must be a function when given');
     }
+    if (s.compensateOnFailure !== undefined && typeof s.compensateOnFailure !== 'boolean') {
+      throw invalidOptions(
+        owner,
+        `${at}.compensateOnFailure`,
+        `must be a boolean, got ${String(s.compensateOnFailure)}`,
+      );
+    }
+    if (s.compensateOnFailure && !s.compensate) {
+      throw invalidOptions(owner, `${at}.compensateOnFailure`, 'needs a compensate function');
+    }
     return {
       name: s.name,
       run: s.run,
       compensate: s.compensate,
+      compensateOnFailure: s.compensateOnFailure === true,
       timeoutMs: timeout(`${at}.timeoutMs`, s.timeoutMs, stepTimeoutMs),
       retry: s.retry === undefined ? retry : parseRetry(owner, `${at}.retry`, s.retry, retry),
     };
   });
-  const version = steps.map((s) => (s.compensate ? `${s.name}+` : s.name)).join(',');
+  const version = steps
+    .map((s) => (s.compensateOnFailure ? `${s.name}++` : s.compensate ? `${s.name}+` : s.name))
+    .join(',');
   return { name, steps, compensationRetry, compensationTimeoutMs: stepTimeoutMs, shutdownGraceMs, version };
 }

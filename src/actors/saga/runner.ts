@@ -70,7 +70,11 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     this.steps = new Map(def.steps.map((s) => [s.name, s]));
     this.machine = createSagaMachine(
       def.name,
-      def.steps.map((s) => ({ name: s.name, compensable: s.compensate !== undefined })),
+      def.steps.map((s) => ({
+        name: s.name,
+        compensable: s.compensate !== undefined,
+        undoOnFailure: s.compensateOnFailure,
+      })),
     );
     this.logic = this.machine.provide({
       actors: {
