@@ -235,7 +235,7 @@ describe('runtime actors', () => {
 });
 
 describe('runtime handles', () => {
-  it('a script that stops its runtime exits by itself, with timers pending before the stop', async () => {
+  it('a script that stops its runtime exits by itself: bus, breaker, SQLite queue, saga and a sleeping actor in use', async () => {
     const script = fileURLToPath(new URL('../fixtures/exitsAfterStop.ts', import.meta.url));
     const started = Date.now();
     const code = await new Promise<number | null>((resolve, reject) => {
