@@ -6,10 +6,6 @@ import { type Driver, eventKind, planPaths, replayPath, settle, TestClock } from
 import { controlledSteps } from '../fixtures/sagaServices.js';
 
 const names = ['createOrder', 'deductInventory', 'processPayment'] as const;
-const machine = createSagaMachine(
-  'checkout',
-  names.map((name, i) => ({ name, compensable: i < names.length - 1 })),
-);
 
 const events: AnyEventObject[] = [];
 for (const name of names) {
@@ -18,13 +14,30 @@ for (const name of names) {
   events.push({ type: `xstate.done.actor.compensate.${name}`, output: undefined });
   events.push({ type: `xstate.error.actor.compensate.${name}`, error: new Error(`undo ${name} failed`) });
 }
-const plan = planPaths(machine, { events, input: { sagaId: 's', input: { cart: 1 } } });
 
+// The machine's shape depends on the steps' options: the plain checkout, and one whose middle step is undone on failure.
+const shapes = [
+  { label: 'a generated 3-step saga', undoOnFailure: undefined },
+  {
+    label: 'a 3-step saga whose deductInventory is undone on failure',
+    undoOnFailure: 'deductInventory',
+    transitions: 10,
+  },
+] as const;
+
+const coverage: string[] = [];
 afterAll(() => {
-  console.log(plan.coverage.format('saga'));
+  for (const line of coverage) console.log(line);
 });
 
-describe('a generated 3-step saga, from its graph', () => {
+describe.each(shapes)('$label, from its graph', ({ label, undoOnFailure }) => {
+  const machine = createSagaMachine(
+    'checkout',
+    names.map((name, i) => ({ name, compensable: i < names.length - 1, undoOnFailure: name === undoOnFailure })),
+  );
+  const plan = planPaths(machine, { events, input: { sagaId: 's', input: { cart: 1 } } });
+  coverage.push(plan.coverage.format(undoOnFailure ? `saga (${label})` : 'saga'));
+
   it('covers every state and transition', () => {
     expect(plan.coverage.complete, plan.coverage.format('saga')).toBe(true);
     expect(plan.coverage.states.total).toBe(10);
@@ -40,7 +53,7 @@ describe('a generated 3-step saga, from its graph', () => {
   );
   it.each(cases)('%s', async (_name, path, inspect) => {
     const rt = createRuntime({ clock: new TestClock(), onError: () => {}, inspect });
-    const fake = controlledSteps(names);
+    const fake = controlledSteps(names, { undoOnFailure });
     const published: string[] = [];
     rt.bus.subscribe('saga.checkout.>', (_p, e) => {
       published.push(e.type.slice('saga.checkout.'.length));
