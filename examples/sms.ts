@@ -1,5 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type ServerResponse } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { consoleLog, type DemoLog } from '../src/cli/demoLog.js';
 import {
@@ -10,6 +9,7 @@ import {
   createRuntime,
   type Runtime,
 } from '../src/index.js';
+import { closeServer, listen, readBody } from './lib/http.js';
 
 /** How the simulated SMS provider behaves. */
 export type ProviderMode = 'healthy' | 'slow' | 'down';
@@ -163,36 +163,6 @@ function reply({ res, started }: Timed, status: number, body: unknown, headers: 
   const timing = `total;dur=${(performance.now() - started).toFixed(1)}`;
   res.writeHead(status, { 'content-type': 'application/json', 'server-timing': timing, ...headers });
   res.end(JSON.stringify(body));
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let data = '';
-    req.setEncoding('utf8');
-    req.on('data', (chunk: string) => {
-      data += chunk;
-      if (data.length > 64_000) reject(new Error('body too large'));
-    });
-    req.on('end', () => resolve(data));
-    req.on('error', reject);
-  });
-}
-
-function listen(server: Server): Promise<string> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      resolve(`http://127.0.0.1:${port}`);
-    });
-  });
-}
-
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
 }
 
 /** What one request to the service returned. */

@@ -11,21 +11,7 @@ import {
   type Runtime,
 } from '../../src/index.js';
 import { settle, TestClock } from '../../src/testing/index.js';
-
-interface Deferred<T = unknown> {
-  promise: Promise<T>;
-  resolve(value: T): void;
-  reject(error: unknown): void;
-}
-function deferred<T = unknown>(): Deferred<T> {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
+import { type Deferred, deferred } from '../fixtures/deferred.js';
 
 const boom = () => Promise.reject(new Error('down'));
 const ok = () => Promise.resolve('ok');

@@ -4,21 +4,7 @@ import { createRuntime, KeelError, memoryStore, NonRetryableError, type Runtime 
 import type { Task } from '../../src/runtime/queues.js';
 import type { Store } from '../../src/stores/store.js';
 import { settle, TestClock } from '../../src/testing/index.js';
-
-interface Deferred<T = void> {
-  promise: Promise<T>;
-  resolve: (v: T) => void;
-  reject: (e: unknown) => void;
-}
-function deferred<T = void>(): Deferred<T> {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
+import { type Deferred, deferred } from '../fixtures/deferred.js';
 
 const runtimes: Runtime[] = [];
 function setupRt(store: Store = memoryStore(), start = 0) {
