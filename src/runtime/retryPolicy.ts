@@ -21,6 +21,16 @@ export function parseRetry(
     throw invalidOptions(owner, option, `must be an object, got ${String(value)}`);
   }
   const r = value as Record<string, unknown>;
+  // A misspelt field would otherwise be ignored silently.
+  for (const key of Object.keys(r)) {
+    if (!(key in defaults)) {
+      throw invalidOptions(
+        owner,
+        `${option}.${key}`,
+        `is not a retry option (known: ${Object.keys(defaults).join(', ')})`,
+      );
+    }
+  }
   const number = (field: keyof RetryPolicy, min: number, integer: boolean, infinite: boolean): number => {
     const v = r[field];
     if (v === undefined) return defaults[field] as number;

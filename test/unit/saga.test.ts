@@ -339,6 +339,11 @@ describe.each([
         "'compensationRetry.multiplier'",
       ],
       ['ok', { steps: [{ name: 's', run: one, retry: { jitter: 1 } }] }, "'steps[0].retry.jitter'"],
+      [
+        'ok',
+        { steps: [{ name: 's', run: one }], retry: { maxAttemps: 3 } },
+        "'retry.maxAttemps' is not a retry option",
+      ],
     ])('rejects saga(%j, %j) with INVALID_OPTIONS naming %s', (name, options, option) => {
       const rt = runtime();
       try {
