@@ -11,7 +11,7 @@ export interface Clock {
 
 /** The real clock: `Date.now` and Node timers. */
 export const systemClock: Clock = {
-  now: () => Date.now(),
+  now: Date.now,
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 };
