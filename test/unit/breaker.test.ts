@@ -11,7 +11,7 @@ import {
   type Runtime,
 } from '../../src/index.js';
 import { settle, TestClock } from '../../src/testing/index.js';
-import { type Deferred, deferred } from '../fixtures/deferred.js';
+import { deferred } from '../fixtures/deferred.js';
 
 const boom = () => Promise.reject(new Error('down'));
 const ok = () => Promise.resolve('ok');
