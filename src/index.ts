@@ -26,5 +26,6 @@ export type {
 export type { RetryOptions, RetryPolicy } from './runtime/retryPolicy.js';
 export type { Saga } from './runtime/sagas.js';
 export { memoryStore } from './stores/memory.js';
+export { type PostgresStore, type PostgresStoreOptions, postgresStore } from './stores/postgres.js';
 export { type SqliteStoreOptions, sqliteStore } from './stores/sqlite.js';
 export type { Store, TaskRecord, TaskState } from './stores/store.js';

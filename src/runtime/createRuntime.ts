@@ -5,6 +5,7 @@ import type { SagaOptions, SagaStep } from '../actors/saga/definition.js';
 import { runtimeMachine } from '../machines/runtime.js';
 import { memoryStore } from '../stores/memory.js';
 import type { Store } from '../stores/store.js';
+import { type Viewer, type ViewerOptions, watchNewRuntime, willWatch } from '../viewer/hook.js';
 import { type Breaker, type BreakerOptions, breakerFor } from './breakers.js';
 import { type Clock, systemClock } from './clock.js';
 import type { Component } from './components.js';
@@ -27,6 +28,8 @@ export interface RuntimeOptions {
    * nobody subscribed to `runtime.actor.failed`.
    */
   onError?: (error: unknown, detail: string) => void;
+  /** Serves the live viewer on 127.0.0.1 from `start()` to `stop()`: `{ port: 4400 }` (0 = a free port, see `rt.viewer.url`). */
+  viewer?: ViewerOptions;
 }
 
 /** The runtime's lifecycle states. */
@@ -59,11 +62,15 @@ export class Runtime<E extends EventMap = Record<string, any>> {
   readonly store: Store;
   /** True when an inspector watches this runtime: patterns then run every instance as a visible actor. */
   readonly inspected: boolean;
+  /** The live viewer, when created with the `viewer` option. */
+  readonly viewer: Viewer | undefined;
   private readonly eventBus: EventBus<E>;
   private readonly components: Component[] = [];
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   private opening: Promise<void> | undefined;
+  /** Disconnects the bus from other processes (a store with `bridgeBus`, e.g. postgres with `bus`). */
+  private unbridge: (() => Promise<void>) | undefined;
   private readonly onError: RuntimeOptions['onError'];
 
   constructor(options: RuntimeOptions = {}) {
@@ -78,7 +85,7 @@ export class Runtime<E extends EventMap = Record<string, any>> {
     this.clock = options.clock ?? systemClock;
     this.store = options.store ?? memoryStore();
     this.onError = options.onError;
-    this.inspected = options.inspect !== undefined;
+    this.inspected = options.inspect !== undefined || willWatch(options.viewer);
     const report = (error: unknown, detail: string) => this.report(error, detail);
     this.eventBus = new EventBus<E>(this.clock, report);
     this.bus = this.eventBus;
@@ -109,6 +116,7 @@ export class Runtime<E extends EventMap = Record<string, any>> {
       systemId: 'runtime',
     });
     this.system.subscribe({ error: (error) => this.report(error, 'the runtime actor failed') });
+    this.viewer = watchNewRuntime(this, options.viewer);
     this.system.start();
   }
 
@@ -213,6 +221,9 @@ export class Runtime<E extends EventMap = Record<string, any>> {
   private async startup(): Promise<void> {
     this.opening = this.store.open();
     await this.opening;
+    if (this.store.bridgeBus) {
+      this.unbridge = await this.store.bridgeBus(this.eventBus as never, (e, d) => this.report(e, d));
+    }
     for (const c of this.components) await c.start?.();
   }
 
@@ -226,6 +237,11 @@ export class Runtime<E extends EventMap = Record<string, any>> {
       } catch (error) {
         failure ??= error;
       }
+    }
+    try {
+      await this.unbridge?.();
+    } catch (error) {
+      failure ??= error;
     }
     this.system.getSnapshot().children.bus?.send({ type: 'bus.close' });
     try {

@@ -41,6 +41,12 @@ export interface EnqueueOptions {
   key?: string;
   /** Not run before this many ms from now. */
   delayMs?: number;
+  /**
+   * The caller's open transaction (for `postgresStore`, a `pg` client after
+   * `BEGIN`): the task is written in it, so it commits or rolls back with the
+   * caller's own writes. Workers see it once the caller commits.
+   */
+  tx?: unknown;
 }
 
 /** A dead-lettered task. */
@@ -244,6 +250,7 @@ function createQueue(rt: Runtime<any>, name: string, o: Checked): Queue {
     input: { concurrency: o.concurrency, graceMs: o.graceMs, startPaused: o.paused },
   });
   let offBreaker: (() => void) | undefined;
+  let unwatch: (() => void) | undefined;
   let started = false;
 
   rt.addComponent({
@@ -254,9 +261,13 @@ function createQueue(rt: Runtime<any>, name: string, o: Checked): Queue {
       // An isolated breaker gives no retry time: its tasks wait for it to close.
       if (o.breaker !== undefined)
         offBreaker = rt.bus.subscribe(`breaker.${o.breaker}.closed`, () => engine.openGate());
+      // Work enqueued by other processes wakes this one at once instead of at the next poll.
+      if (o.handler !== undefined) unwatch = rt.store.watch?.(name, () => engine.notify());
       actor.send({ type: 'queue.start' });
     },
     stop: async () => {
+      unwatch?.();
+      unwatch = undefined;
       actor.send({ type: 'queue.stop' });
       await untilSnapshot<{ status: string }>(actor, (s) => s.status !== 'active');
       offBreaker?.();
@@ -289,6 +300,23 @@ function createQueue(rt: Runtime<any>, name: string, o: Checked): Queue {
     }
   };
 
+  /** One enqueue inside the caller's transaction: not batched, since each caller's transaction is its own. */
+  const enqueueIn = async (tx: unknown, task: NewTask): Promise<EnqueueResult> => {
+    if (typeof rt.store.enqueueWith !== 'function') {
+      throw invalidOptions(
+        `queue('${name}').enqueue`,
+        'tx',
+        `needs a store that can write in the caller's transaction (postgresStore); this one is ${rt.store.kind}`,
+      );
+    }
+    if (typeof tx !== 'object' || tx === null || typeof (tx as { query?: unknown }).query !== 'function') {
+      throw invalidOptions(`queue('${name}').enqueue`, 'tx', "must be the caller's client inside an open transaction");
+    }
+    await ready('enqueue');
+    const [result] = await rt.store.enqueueWith(tx, name, [task], rt.clock.now());
+    return result!;
+  };
+
   return {
     name,
     actor,
@@ -297,7 +325,7 @@ function createQueue(rt: Runtime<any>, name: string, o: Checked): Queue {
       try {
         if (typeof options !== 'object' || options === null)
           throw invalidOptions(`queue('${name}').enqueue`, 'options', 'must be an object');
-        const { key, delayMs } = options;
+        const { key, delayMs, tx } = options;
         if (key !== undefined && (typeof key !== 'string' || key === '')) {
           throw invalidOptions(`queue('${name}').enqueue`, 'key', `must be a non-empty string, got ${String(key)}`);
         }
@@ -317,6 +345,7 @@ function createQueue(rt: Runtime<any>, name: string, o: Checked): Queue {
           runAt: rt.clock.now() + (delayMs ?? 0),
           ...(key !== undefined && { key }),
         };
+        if (tx !== undefined) return enqueueIn(tx, task);
         return new Promise<EnqueueResult>((resolve, reject) => {
           // Enqueues of one turn share one store transaction.
           if (batch.push({ task, resolve, reject }) === 1) queueMicrotask(() => void flushEnqueues());

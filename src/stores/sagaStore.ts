@@ -27,4 +27,20 @@ export interface SagaStore {
   loadSaga(saga: string, id: string): Promise<SagaRecord | undefined>;
   /** Every record of `saga` that is still running or compensating, oldest first. */
   unfinishedSagas(saga: string): Promise<SagaRecord[]>;
+  /**
+   * Optional, for stores shared by several runtimes (postgres): a saga is
+   * owned by the runtime that saves it, for `sagaLeaseMs` past each save or
+   * renewal. Without these, every runtime resumes every unfinished saga.
+   */
+  readonly sagaLeaseMs?: number;
+  /**
+   * Takes the unfinished sagas of `saga` (only `id`, when given) that no live
+   * runtime owns: never owned, owned by this store, or whose owner let its
+   * lease pass `now`. They are this store's until `now + sagaLeaseMs`. Oldest first.
+   */
+  adoptSagas?(saga: string, now: number, id?: string): Promise<SagaRecord[]>;
+  /** Extends this store's hold on sagas `ids` to `now + sagaLeaseMs`; returns the ids it no longer holds. */
+  renewSagas?(saga: string, ids: readonly string[], now: number): Promise<string[]>;
+  /** Gives up this store's hold on sagas `ids` (a graceful stop): any runtime may adopt them at once. */
+  releaseSagas?(saga: string, ids: readonly string[]): Promise<void>;
 }

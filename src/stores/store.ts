@@ -23,6 +23,34 @@ export interface Store extends TaskStore, SagaStore {
   open(): Promise<void>;
   /** Releases every handle the store holds; safe to call twice. */
   close(): Promise<void>;
+  /**
+   * Optional: calls `onWake` when work may have appeared on `queue` that this
+   * process did not enqueue (another process, a committed transaction). A
+   * hint only: wake-ups can be lost, so the queue keeps polling. Returns the
+   * function that stops watching.
+   */
+  watch?(queue: string, onWake: () => void): () => void;
+  /**
+   * Optional: enqueues inside the caller's open transaction `tx` (for Postgres,
+   * a `pg` client after `BEGIN`), so the tasks commit or roll back with the
+   * caller's own writes (the outbox pattern).
+   */
+  enqueueWith?(tx: unknown, queue: string, tasks: readonly NewTask[], now: number): Promise<EnqueueResult[]>;
+  /**
+   * Optional: connects the runtime's bus to other runtimes sharing the store.
+   * Called after `open`; resolves to the function that disconnects (flushing
+   * what is still to be sent), called before `close`.
+   */
+  bridgeBus?(
+    bus: {
+      publish(topic: string, payload: unknown, options?: { source?: string }): number;
+      subscribe(
+        topic: string,
+        handler: (payload: any, event: { type: string; source?: string }) => unknown,
+      ): () => void;
+    },
+    report: (error: unknown, detail: string) => void,
+  ): Promise<() => Promise<void>>;
 }
 
 /** Where a task is in its lifecycle (see `src/machines/task.ts`). */

@@ -305,8 +305,13 @@ export function storeContract(name: string, factory: StoreFactory): void {
       await rt!.start();
       await q.enqueue({ fail: false });
       const { id } = await q.enqueue({ fail: true });
-      const draining = q.drain();
-      await clock.advance(100);
+      let drained = false;
+      const draining = q.drain().then(() => (drained = true));
+      // Small steps with real waits between them: a networked store (postgres) answers in real time, not in a turn.
+      for (let t = 0; t < 100 && !drained; t += 10) {
+        await clock.advance(10);
+        await new Promise((r) => setTimeout(r, 20));
+      }
       await draining;
       expect(events.sort()).toEqual(['task.r.dead', 'task.r.retrying', 'task.r.succeeded']);
       const dead = await q.dead();

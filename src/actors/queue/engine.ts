@@ -69,6 +69,8 @@ interface Held {
   /** Ends the wait for the handler early (lease lost, stop, timeout). */
   cut: ((reason: unknown) => void) | undefined;
   payload: unknown;
+  /** Until when the store last confirmed our lease: past it, another process may hold the task. */
+  leaseUntil: number;
 }
 
 /** A stored payload that is not JSON (written by someone else): retrying cannot help. */
@@ -446,7 +448,7 @@ export class QueueEngine {
             leaseUntil: now + this.o.leaseMs,
             token,
           });
-          for (const claimed of tasks) this.accept(claimed);
+          for (const claimed of tasks) this.accept(claimed, now + this.o.leaseMs);
           if (tasks.length > 0) this.armRenew();
           if (tasks.length < limit) {
             await this.armWake();
@@ -467,7 +469,7 @@ export class QueueEngine {
     }
   }
 
-  private accept(claimed: ClaimedTask): void {
+  private accept(claimed: ClaimedTask, leaseUntil: number): void {
     const h: Held = {
       claimed,
       state: 'buffered',
@@ -475,6 +477,7 @@ export class QueueEngine {
       abortReason: undefined,
       cut: undefined,
       payload: undefined,
+      leaseUntil,
     };
     this.held.set(claimed.id, h);
     if (this.isStopped) {
@@ -560,8 +563,20 @@ export class QueueEngine {
       try {
         const lost = await this.o.store.renew(this.o.queue, leases, now + this.o.leaseMs, now);
         for (const id of lost) this.loseLease(id);
+        const gone = new Set(lost);
+        for (const { id } of leases) {
+          const h = this.held.get(id);
+          if (h && !gone.has(id)) h.leaseUntil = now + this.o.leaseMs;
+        }
       } catch (error) {
         this.o.report(error, `queue('${this.o.queue}'): renewing leases failed`);
+        // The store could not confirm the leases (e.g. the connection dropped). One that runs out before the
+        // next try may be claimed by another process: stop its attempt here rather than run it twice at once.
+        const after = this.o.clock.now() + Math.max(1, Math.floor(this.o.leaseMs / 3));
+        for (const { id } of leases) {
+          const h = this.held.get(id);
+          if (h && h.state !== 'settling' && h.leaseUntil <= after) this.loseLease(id);
+        }
       }
     }
     this.armRenew();

@@ -41,6 +41,8 @@ interface Flight {
   createdAt: number;
   /** Serialises the writes of one saga so a later checkpoint never lands before an earlier one. */
   writes: Promise<void>;
+  /** False while it waits for a saga another runtime runs (execute of its id): nothing of it to renew here. */
+  owned: boolean;
 }
 
 /** The store methods a saga needs. */
@@ -62,6 +64,9 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
   private readonly plan: SagaPlan;
   private readonly flights = new Map<string, Flight>();
   private readonly steps: Map<string, ResolvedStep>;
+  /** With a store shared by runtimes: renews this runtime's sagas and adopts the ones whose owner died. */
+  private ownershipTimer: unknown;
+  private stopped = false;
 
   constructor(
     private readonly rt: Runtime<any>,
@@ -124,7 +129,8 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
         return;
       }
       if (stored) {
-        this.resumeFlight(flight, stored);
+        const adoptable = await this.adoptOrWait(flight, stored);
+        if (adoptable) this.resumeFlight(flight, adoptable);
         return;
       }
       if (!this.rt.inspected) {
@@ -143,9 +149,23 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     return flight.promise as Promise<SagaResult<TSteps>>;
   }
 
-  /** Resumes every unfinished saga of this definition found in the store. */
+  /**
+   * Resumes every unfinished saga of this definition found in the store. With
+   * a store shared by several runtimes, only those no live runtime owns, and
+   * from then on it checks every third of `sagaLeaseMs` for sagas whose owner died.
+   */
   async resumeAll(): Promise<void> {
-    for (const record of await this.store.unfinishedSagas(this.def.name)) {
+    const s = this.store;
+    if (s.adoptSagas && s.renewSagas && s.sagaLeaseMs) {
+      await this.adopt();
+      this.armOwnership(s.sagaLeaseMs);
+      return;
+    }
+    this.resumeRecords(await s.unfinishedSagas(this.def.name));
+  }
+
+  private resumeRecords(records: readonly SagaRecord[]): void {
+    for (const record of records) {
       if (this.flights.has(record.id)) continue;
       const flight = this.newFlight(record.id);
       // Nobody awaits a resumed saga until someone calls execute with its id.
@@ -159,8 +179,84 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     }
   }
 
+  /** Takes the sagas nobody owns any more and runs them here. */
+  private async adopt(): Promise<void> {
+    const records = await this.store.adoptSagas!(this.def.name, this.rt.clock.now());
+    if (!this.stopped) this.resumeRecords(records);
+  }
+
+  private armOwnership(leaseMs: number): void {
+    if (this.stopped) return;
+    this.ownershipTimer = this.rt.clock.setTimeout(
+      () => {
+        this.ownershipTimer = undefined;
+        void this.keepOwnership().finally(() => this.armOwnership(leaseMs));
+      },
+      Math.max(1, Math.floor(leaseMs / 3)),
+    );
+  }
+
+  /** Renews the sagas running here (interrupting those another runtime took), then adopts orphans. */
+  private async keepOwnership(): Promise<void> {
+    try {
+      const ids = [...this.flights.values()].filter((f) => f.owned).map((f) => f.id);
+      const lost = await this.store.renewSagas!(this.def.name, ids, this.rt.clock.now());
+      for (const id of lost) {
+        const flight = this.flights.get(id);
+        if (!flight) continue;
+        const stored = await this.store.loadSaga(this.def.name, id);
+        // Not saved yet (its first save claims it), or it just finished here.
+        if (!stored || isFinal(stored.status) || this.flights.get(id) !== flight) continue;
+        this.interrupt(
+          flight,
+          new KeelError('SAGA_NOT_OWNED', `saga '${this.def.name}' '${id}' is now run by another runtime`),
+        );
+      }
+      await this.adopt();
+    } catch (error) {
+      this.rt.report(error, `saga '${this.def.name}': checking saga ownership failed`);
+    }
+  }
+
+  /**
+   * `execute` of a saga that is stored unfinished: run it here when nobody
+   * else owns it; else wait until it finishes elsewhere (or its owner dies).
+   */
+  private async adoptOrWait(flight: Flight, stored: SagaRecord): Promise<SagaRecord | undefined> {
+    const s = this.store;
+    if (!s.adoptSagas || !s.sagaLeaseMs) return stored;
+    flight.owned = false;
+    for (;;) {
+      const [mine] = await s.adoptSagas(this.def.name, this.rt.clock.now(), flight.id);
+      if (mine) {
+        flight.owned = true;
+        return mine;
+      }
+      const now = await s.loadSaga(this.def.name, flight.id);
+      if (now && isFinal(now.status)) {
+        this.flights.delete(flight.id);
+        flight.resolve(resultOf(now.status, JSON.parse(now.context) as SagaContext));
+        return undefined;
+      }
+      if (this.stopped || flight.controller.signal.aborted) throw flight.controller.signal.reason;
+      await new Promise<void>((resolve) => {
+        this.rt.clock.setTimeout(() => resolve(), Math.max(1, Math.floor(s.sagaLeaseMs! / 3)));
+      });
+    }
+  }
+
+  private interrupt(flight: Flight, reason: KeelError): void {
+    // The actor is a child of the runtime's system; XState only lets its parent stop it, so stop it from inside.
+    (flight.actor as unknown as { _stop(): void } | undefined)?._stop();
+    flight.controller.abort(reason);
+    this.fail(flight, reason);
+  }
+
   /** Lets running sagas finish for the grace period, then interrupts the rest (they resume on the next start). */
   async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.ownershipTimer !== undefined) this.rt.clock.clearTimeout(this.ownershipTimer);
+    this.ownershipTimer = undefined;
     if (this.flights.size === 0) return;
     if (this.def.shutdownGraceMs > 0) {
       const all = Promise.allSettled([...this.flights.values()].map((f) => f.promise));
@@ -171,6 +267,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       await Promise.race([all, grace]);
       this.rt.clock.clearTimeout(timer);
     }
+    const interruptedIds = [...this.flights.keys()];
     for (const flight of [...this.flights.values()]) {
       const interrupted = new KeelError(
         'RUNTIME_STOPPED',
@@ -182,6 +279,10 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       await flight.writes.catch(() => {});
       this.fail(flight, interrupted);
     }
+    // Stopped on purpose: let another runtime (or the next start) take them now rather than after the lease.
+    await this.store
+      .releaseSagas?.(this.def.name, interruptedIds)
+      .catch((error) => this.rt.report(error, `saga '${this.def.name}': releasing interrupted sagas failed`));
   }
 
   private get store(): Sagas {
@@ -206,6 +307,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       attempts: { attempt: 1, notBefore: undefined },
       createdAt: this.rt.clock.now(),
       writes: Promise.resolve(),
+      owned: true,
     };
     this.flights.set(id, flight);
     return flight;

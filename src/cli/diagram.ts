@@ -1,0 +1,37 @@
+import { catalog, catalogEntry } from '../diagram/catalog.js';
+import { machineGraph } from '../diagram/graph.js';
+import { toMermaid } from '../diagram/mermaid.js';
+import { parseCommand, UsageError } from './args.js';
+import type { Io } from './io.js';
+
+const names = catalog.map((e) => e.name).join('|');
+
+export const diagramHelp = `usage: keel diagram <${names}> [--format mermaid|json]
+
+Prints a machine as a Mermaid stateDiagram-v2, generated from the machine
+definition itself (the saga is the checkout example's machine).
+
+options:
+  --format mermaid   the diagram (default); paste it into Markdown as a \`\`\`mermaid block
+  --format json      the machine as data: states (with parents and initial states) and transitions
+  -h, --help         this help
+`;
+
+/** `keel diagram`: prints a machine's diagram. */
+export function diagramCommand(argv: string[], io: Io): number {
+  const args = parseCommand('keel diagram', argv, { options: ['format'], positionals: 1 });
+  if (args.help) {
+    io.out(diagramHelp);
+    return 0;
+  }
+  const name = args.positionals[0];
+  if (name === undefined) throw new UsageError(`keel diagram: which machine? one of ${names.replaceAll('|', ', ')}`);
+  const entry = catalogEntry(name);
+  if (!entry) throw new UsageError(`keel diagram: unknown machine '${name}' (one of ${names.replaceAll('|', ', ')})`);
+  const format = args.values.format ?? 'mermaid';
+  const graph = machineGraph(entry.machine);
+  if (format === 'mermaid') io.out(toMermaid(graph));
+  else if (format === 'json') io.out(`${JSON.stringify(graph, null, 2)}\n`);
+  else throw new UsageError(`keel diagram: --format must be mermaid or json, got '${String(format)}'`);
+  return 0;
+}

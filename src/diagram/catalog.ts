@@ -1,0 +1,72 @@
+import type { AnyStateMachine } from 'xstate';
+import { breakerMachine } from '../machines/breaker.js';
+import { busMachine } from '../machines/bus.js';
+import { queueMachine } from '../machines/queue.js';
+import { runtimeMachine } from '../machines/runtime.js';
+import { createSagaMachine } from '../machines/saga.js';
+import { taskMachine } from '../machines/task.js';
+
+/** A machine the docs and `keel diagram` know by name. */
+export interface CatalogEntry {
+  name: string;
+  title: string;
+  /** One sentence under the diagram in the README. */
+  caption: string;
+  machine: AnyStateMachine;
+}
+
+/**
+ * Saga machines are generated per saga; the diagram shows the checkout of
+ * `examples/checkout.ts` (the last step, processPayment, has nothing to undo).
+ */
+const checkoutShape = [
+  { name: 'createOrder', compensable: true },
+  { name: 'deductInventory', compensable: true },
+  { name: 'processPayment', compensable: false },
+];
+
+/** Every machine with a diagram, in the order the README shows them. */
+export const catalog: readonly CatalogEntry[] = [
+  {
+    name: 'breaker',
+    title: 'Circuit breaker',
+    caption: '`rt.breaker(name)`: one actor per breaker (system id `breaker.<name>`).',
+    machine: breakerMachine,
+  },
+  {
+    name: 'saga',
+    title: 'Saga (the checkout example)',
+    caption: '`rt.saga(name, { steps })` generates this machine from its steps (system id `saga.<name>.<id>` per run).',
+    machine: createSagaMachine('checkout', checkoutShape),
+  },
+  {
+    name: 'task',
+    title: 'Task',
+    caption: 'The lifecycle every task of a queue follows; the queue and its stores apply it (no actor per task).',
+    machine: taskMachine,
+  },
+  {
+    name: 'queue',
+    title: 'Task queue',
+    caption:
+      '`rt.queue(name)`: one actor per queue (system id `queue.<name>`), with one worker actor per unit of concurrency.',
+    machine: queueMachine,
+  },
+  {
+    name: 'bus',
+    title: 'Event bus',
+    caption: '`rt.bus`: the actor with system id `bus`.',
+    machine: busMachine,
+  },
+  {
+    name: 'runtime',
+    title: 'Runtime',
+    caption: '`createRuntime()`: the root actor of the system; every pattern actor lives below it.',
+    machine: runtimeMachine,
+  },
+];
+
+/** The catalog entry called `name`, or undefined. */
+export function catalogEntry(name: string): CatalogEntry | undefined {
+  return catalog.find((e) => e.name === name);
+}

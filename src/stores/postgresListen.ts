@@ -1,0 +1,114 @@
+import pg from 'pg';
+
+/**
+ * Called with each notification's payload; `null` when the connection is
+ * lost (from then on notifications are missed), `undefined` once it listens
+ * again (the first connect included): what was sent meanwhile is unknown.
+ */
+export type NotifyHandler = (payload: string | null | undefined) => void;
+
+/**
+ * One connection that LISTENs on a few channels for the whole store. It
+ * connects on first use and reconnects with backoff when the connection
+ * drops; handlers hear `null` when it drops and `undefined` once it listens
+ * again, because what was sent meanwhile is gone. Notifications only speed things up: the
+ * queue still polls, so nothing depends on one arriving.
+ */
+export class Listener {
+  private client: pg.Client | undefined;
+  private connecting: Promise<void> | undefined;
+  private readonly handlers = new Map<string, Set<NotifyHandler>>();
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryMs = 100;
+  private closed = false;
+  private firstAttempt: Promise<void> | undefined;
+
+  constructor(
+    private readonly config: pg.ClientConfig,
+    private readonly report: (error: unknown) => void,
+  ) {}
+
+  /** Calls `handler` for every notification on `channel` until the returned function is called. */
+  listen(channel: string, handler: NotifyHandler): () => void {
+    let set = this.handlers.get(channel);
+    const fresh = !set;
+    if (!set) this.handlers.set(channel, (set = new Set()));
+    set.add(handler);
+    if (this.closed) return () => {};
+    const client = this.client;
+    if (!client && !this.connecting) this.connect();
+    else if (client) {
+      // Already connected: this handler did not see the connect, so it hears `undefined` once it listens.
+      (fresh ? client.query(`LISTEN "${channel}"`) : Promise.resolve()).then(
+        () => handler(undefined),
+        (e) => this.report(e),
+      );
+    }
+    return () => {
+      set.delete(handler);
+    };
+  }
+
+  /** Resolves once the first connection attempt ended (listening, or failed and retrying). */
+  ready(): Promise<void> {
+    return this.firstAttempt ?? Promise.resolve();
+  }
+
+  /** Drops the connection and every handler; later `listen` calls do nothing. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.handlers.clear();
+    await this.connecting?.catch(() => {});
+    const client = this.client;
+    this.client = undefined;
+    await client?.end().catch(() => {});
+  }
+
+  private connect(): void {
+    const client = new pg.Client(this.config);
+    const attempt = (async () => {
+      // An error event without a listener would crash the process; a lost connection is retried instead.
+      client.on('error', (error) => this.lost(client, error));
+      client.on('end', () => this.lost(client, undefined));
+      client.on('notification', (msg) => {
+        for (const h of this.handlers.get(msg.channel) ?? []) h(msg.payload ?? '');
+      });
+      await client.connect();
+      for (const channel of this.handlers.keys()) await client.query(`LISTEN "${channel}"`);
+      if (this.closed) {
+        this.connecting = undefined;
+        await client.end().catch(() => {});
+        return;
+      }
+      this.client = client;
+      this.retryMs = 100;
+      // Whatever was notified while no connection listened is unknown: wake everyone once.
+      for (const set of this.handlers.values()) for (const h of set) h(undefined);
+      this.connecting = undefined;
+    })().catch((error) => {
+      this.connecting = undefined;
+      if (!this.closed) this.report(error);
+      this.lost(client, error);
+    });
+    this.connecting = attempt;
+    this.firstAttempt ??= attempt;
+  }
+
+  private lost(client: pg.Client, _error: unknown): void {
+    if (this.client === client) {
+      this.client = undefined;
+      for (const set of this.handlers.values()) for (const h of set) h(null);
+    }
+    client.removeAllListeners('end');
+    client.end().catch(() => {});
+    if (this.closed || this.retryTimer || this.connecting) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (!this.closed && !this.client) this.connect();
+    }, this.retryMs);
+    this.retryTimer.unref();
+    this.retryMs = Math.min(this.retryMs * 2, 5000);
+  }
+}

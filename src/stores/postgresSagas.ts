@@ -1,0 +1,167 @@
+import { KeelError } from '../runtime/errors.js';
+import type { Queryable } from './postgresTasks.js';
+import type { SagaRecord, SagaStore } from './sagaStore.js';
+
+interface SagaRow {
+  saga: string;
+  id: string;
+  version: string;
+  status: SagaRecord['status'];
+  state: string;
+  context: string;
+  attempt: number;
+  not_before: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+function statements(s: string) {
+  return {
+    // Many saves in one statement; `owner` is this store's id, so another runtime can tell whose saga it is.
+    save: `
+      INSERT INTO ${s}.sagas (saga, id, version, status, state, context, attempt, not_before, created_at, updated_at,
+        owner, owner_until)
+      SELECT r.saga, r.id, r.version, r.status, r.state, r.context, r.attempt, r.not_before, r.created_at, r.updated_at,
+        CASE WHEN r.status IN ('running', 'compensating') THEN $11 END,
+        CASE WHEN r.status IN ('running', 'compensating') THEN r.updated_at + $12 END
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::bigint[],
+        $9::bigint[], $10::bigint[])
+        AS r(saga, id, version, status, state, context, attempt, not_before, created_at, updated_at)
+      ON CONFLICT (saga, id) DO UPDATE SET version = excluded.version, status = excluded.status,
+        state = excluded.state, context = excluded.context, attempt = excluded.attempt,
+        not_before = excluded.not_before, updated_at = excluded.updated_at,
+        owner = excluded.owner, owner_until = excluded.owner_until
+      -- Another runtime adopted it (this one went quiet past its lease): its writes win from now on.
+      WHERE ${s}.sagas.owner IS NULL OR ${s}.sagas.owner = $11 OR ${s}.sagas.owner_until <= excluded.updated_at
+      RETURNING saga, id`,
+    load: `SELECT * FROM ${s}.sagas WHERE saga = $1 AND id = $2`,
+    unfinished: `
+      SELECT * FROM ${s}.sagas WHERE saga = $1 AND status IN ('running', 'compensating') ORDER BY created_at, id`,
+    // Takes the unfinished sagas nobody holds (owner gone quiet past owner_until) for `owner`.
+    adopt: `
+      WITH picked AS (
+        SELECT saga, id FROM ${s}.sagas
+        WHERE saga = $1 AND status IN ('running', 'compensating') AND ($5::text IS NULL OR id = $5)
+          AND (owner IS NULL OR owner = $2 OR owner_until <= $3)
+        ORDER BY created_at, id
+        FOR UPDATE SKIP LOCKED)
+      UPDATE ${s}.sagas t SET owner = $2, owner_until = $4
+      FROM picked WHERE t.saga = picked.saga AND t.id = picked.id
+      RETURNING t.*`,
+    renew: `
+      UPDATE ${s}.sagas SET owner_until = $4
+      WHERE saga = $1 AND id = ANY($2::text[]) AND owner = $3 AND status IN ('running', 'compensating')
+      RETURNING id`,
+    release: `
+      UPDATE ${s}.sagas SET owner = NULL, owner_until = NULL
+      WHERE saga = $1 AND id = ANY($2::text[]) AND owner = $3`,
+  };
+}
+
+type Sql = ReturnType<typeof statements>;
+
+type SagaOwnership = Required<Pick<SagaStore, 'adoptSagas' | 'renewSagas' | 'releaseSagas' | 'sagaLeaseMs'>>;
+
+/**
+ * The saga half of the Postgres store. Saves of one tick share one statement;
+ * each save marks the saga as held by `owner` for `leaseMs` past its
+ * `updatedAt`, so a runtime that dies lets go of its sagas after that long.
+ */
+export function postgresSagas(
+  db: () => Queryable,
+  schema: string,
+  tag: string,
+  owner: string,
+  leaseMs: number,
+): SagaStore & SagaOwnership {
+  const sql: Sql = statements(schema);
+  const run = (name: keyof Sql, values: unknown[]) =>
+    db().query({ name: `keel_${tag}_saga_${name}`, text: sql[name], values });
+
+  let batch: Array<{ record: SagaRecord; done: () => void; failed: (e: unknown) => void }> = [];
+  const flush = async () => {
+    const items = batch;
+    batch = [];
+    // One statement cannot upsert a row twice: the last save of each saga wins, as it would one by one.
+    const last = new Map<string, SagaRecord>();
+    for (const { record } of items) last.set(`${record.saga}\u0000${record.id}`, record);
+    const rows = [...last.values()];
+    const col = <K extends keyof SagaRecord>(k: K) => rows.map((r) => r[k] ?? null);
+    try {
+      const res = await run('save', [
+        col('saga'),
+        col('id'),
+        col('version'),
+        col('status'),
+        col('state'),
+        col('context'),
+        col('attempt'),
+        col('notBefore'),
+        col('createdAt'),
+        col('updatedAt'),
+        owner,
+        leaseMs,
+      ]);
+      const written = new Set((res.rows as { saga: string; id: string }[]).map((r) => `${r.saga}\u0000${r.id}`));
+      for (const item of items) {
+        const { saga, id } = item.record;
+        if (written.has(`${saga}\u0000${id}`)) item.done();
+        else
+          item.failed(
+            new KeelError(
+              'SAGA_NOT_OWNED',
+              `saga '${saga}' '${id}' is now run by another runtime (this one let its lease of ${leaseMs} ms lapse)`,
+            ),
+          );
+      }
+    } catch (error) {
+      for (const item of items) item.failed(error);
+    }
+  };
+
+  return {
+    saveSaga(record) {
+      return new Promise<void>((done, failed) => {
+        if (batch.length === 0) queueMicrotask(() => void flush());
+        batch.push({ record, done, failed });
+      });
+    },
+    async loadSaga(saga, id) {
+      const row = (await run('load', [saga, id])).rows[0] as SagaRow | undefined;
+      return row && toRecord(row);
+    },
+    async unfinishedSagas(saga) {
+      return ((await run('unfinished', [saga])).rows as SagaRow[]).map(toRecord);
+    },
+    sagaLeaseMs: leaseMs,
+    async adoptSagas(saga, now, id) {
+      const rows = (await run('adopt', [saga, owner, now, now + leaseMs, id ?? null])).rows as SagaRow[];
+      return rows.map(toRecord).sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+    },
+    async renewSagas(saga, ids, now) {
+      if (ids.length === 0) return [];
+      const kept = new Set(
+        ((await run('renew', [saga, ids, owner, now + leaseMs])).rows as { id: string }[]).map((r) => r.id),
+      );
+      return ids.filter((id) => !kept.has(id));
+    },
+    async releaseSagas(saga, ids) {
+      if (ids.length > 0) await run('release', [saga, ids, owner]);
+    },
+  };
+}
+
+function toRecord(r: SagaRow): SagaRecord {
+  return {
+    saga: r.saga,
+    id: r.id,
+    version: r.version,
+    status: r.status,
+    state: r.state,
+    context: r.context,
+    attempt: r.attempt,
+    notBefore: r.not_before ?? undefined,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}

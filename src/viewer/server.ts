@@ -1,0 +1,88 @@
+import { readFileSync } from 'node:fs';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ViewerHub } from './hub.js';
+
+/** Where the viewer listens. */
+export interface ServeOptions {
+  /** 0 picks a free port. */
+  port: number;
+  /** Default 127.0.0.1: the viewer shows internals and has no authentication, so it stays on this machine. */
+  host?: string;
+}
+
+/** A listening viewer server. */
+export interface ViewerServer {
+  readonly url: string;
+  /** Resolves when a page is connected (at once if one is). */
+  firstClient(): Promise<void>;
+  close(): Promise<void>;
+}
+
+// The page, its script and its style ship with keel and are served from here: the viewer works offline.
+const asset = (name: string) => readFileSync(new URL(`./assets/${name}`, import.meta.url), 'utf8');
+const types: Record<string, string> = {
+  '/': 'text/html; charset=utf-8',
+  '/viewer.js': 'text/javascript; charset=utf-8',
+  '/viewer.css': 'text/css; charset=utf-8',
+};
+const LOCAL_HOST = /^(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/;
+const files: Record<string, string> = { '/': 'index.html', '/viewer.js': 'viewer.js', '/viewer.css': 'viewer.css' };
+
+/**
+ * Serves the viewer: the page (`/`), its assets, the hub's current picture as
+ * JSON (`/state`) and the live stream as server-sent events (`/events`: the
+ * full picture first, then every change).
+ */
+export async function serveViewer(hub: ViewerHub, options: ServeOptions): Promise<ViewerServer> {
+  const bodies = Object.fromEntries(Object.entries(files).map(([path, name]) => [path, asset(name)]));
+  const streams = new Set<ServerResponse>();
+  let waiting: Array<() => void> = [];
+  const loopback = (options.host ?? '127.0.0.1') === '127.0.0.1';
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0] as string;
+    if (req.method !== 'GET') return void res.writeHead(405).end();
+    // A web page on another site can point its own name at 127.0.0.1 (DNS rebinding); only local names may read the actors.
+    if (loopback && !LOCAL_HOST.test(req.headers.host ?? '')) return void res.writeHead(403).end('forbidden host');
+    const body = bodies[path];
+    if (body !== undefined) {
+      res.writeHead(200, { 'content-type': types[path] as string, 'cache-control': 'no-store' });
+      return void res.end(body);
+    }
+    if (path === '/state') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return void res.end(JSON.stringify(hub.hello()));
+    }
+    if (path !== '/events') return void res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+    const write = (m: unknown) => res.write(`data: ${JSON.stringify(m)}\n\n`);
+    write(hub.hello());
+    const off = hub.listen(write);
+    // A comment line now and then keeps proxies and idle timeouts from closing a quiet stream.
+    const ping = setInterval(() => res.write(': ping\n\n'), 15_000).unref();
+    streams.add(res);
+    for (const resolve of waiting) resolve();
+    waiting = [];
+    req.on('close', () => {
+      off();
+      clearInterval(ping);
+      streams.delete(res);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host ?? '127.0.0.1', () => resolve());
+  });
+  const { address, port } = server.address() as AddressInfo;
+  const host = address.includes(':') ? `[${address}]` : address;
+  return {
+    url: `http://${host}:${port}/`,
+    firstClient: () => (streams.size > 0 ? Promise.resolve() : new Promise<void>((r) => waiting.push(r))),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const res of streams) res.end();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,136 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { postgresStore } from '../../src/index.js';
+import { dropSchema, PG_URL, pgAvailable, uniqueSchema } from '../fixtures/pg.js';
+
+const TOTAL = 5000;
+// Long enough that a live process, slowed by a loaded machine, still renews in time.
+const LEASE_MS = 2000;
+const worker = join(import.meta.dirname, 'worker.ts');
+
+interface Delivery {
+  n: number;
+  pid: number;
+  start: number;
+  end: number | undefined;
+}
+
+interface Child {
+  proc: ChildProcess;
+  ready: Promise<void>;
+  exited: Promise<NodeJS.Signals | number | null>;
+}
+
+/** Every delivery any child reported, keyed by task then in report order. */
+const deliveries = new Map<number, Delivery[]>();
+let ended = 0;
+
+function startChild(schema: string): Child {
+  const proc = spawn(process.execPath, ['--import', 'tsx', worker, PG_URL, schema, String(LEASE_MS)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let markReady!: () => void;
+  const ready = new Promise<void>((r) => (markReady = r));
+  let buffered = '';
+  proc.stdout!.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    let nl = buffered.indexOf('\n');
+    while (nl >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      nl = buffered.indexOf('\n');
+      if (line === 'READY') {
+        markReady();
+        continue;
+      }
+      const [kind, n, pid, t] = line.split(' ');
+      const list = deliveries.get(Number(n)) ?? [];
+      deliveries.set(Number(n), list);
+      if (kind === 'S') list.push({ n: Number(n), pid: Number(pid), start: Number(t), end: undefined });
+      else if (kind === 'E') {
+        const d = list.find((x) => x.pid === Number(pid) && x.end === undefined);
+        if (d) d.end = Number(t);
+        ended++;
+      }
+    }
+  });
+  const exited = new Promise<NodeJS.Signals | number | null>((resolve) =>
+    proc.on('exit', (code, signal) => resolve(signal ?? code)),
+  );
+  return { proc, ready, exited };
+}
+
+async function until(what: () => boolean, ms: number, label: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!what()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${label}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe.skipIf(!pgAvailable)('three processes share one Postgres queue while one is SIGKILLed', () => {
+  const schema = uniqueSchema('mp');
+  const children: Child[] = [];
+  afterAll(async () => {
+    for (const c of children) c.proc.kill('SIGKILL');
+    await Promise.all(children.map((c) => c.exited));
+    await dropSchema(schema);
+  });
+
+  it('delivers every task, and never to two live processes at once', { timeout: 60_000 }, async () => {
+    const store = postgresStore({ connectionString: PG_URL, schema });
+    await store.open();
+    for (let i = 0; i < TOTAL; i += 1000) {
+      const batch = Array.from({ length: 1000 }, (_, j) => ({ payload: JSON.stringify({ n: i + j }), runAt: 0 }));
+      await store.enqueue('mp', batch, Date.now());
+    }
+    for (let i = 0; i < 3; i++) children.push(startChild(schema));
+    await Promise.all(children.map((c) => c.ready));
+
+    const victim = children[0]!;
+    const openOnVictim = () =>
+      [...deliveries.values()].filter((l) => l.some((d) => d.pid === victim.proc.pid && d.end === undefined)).length;
+    // Kill it mid-work: a quarter done, and handlers of its running.
+    await until(() => ended >= TOTAL / 4 && openOnVictim() >= 3, 30_000, 'a quarter of the tasks');
+    victim.proc.kill('SIGKILL');
+    const killedAt = Date.now();
+    expect(await victim.exited).toBe('SIGKILL');
+    const victimPid = victim.proc.pid!;
+    // The victim held tasks when it died (else this proves nothing about lease hand-over).
+    const heldAtKill = [...deliveries.values()].filter((l) =>
+      l.some((d) => d.pid === victimPid && d.end === undefined),
+    );
+    expect(heldAtKill.length).toBeGreaterThan(0);
+
+    await until(
+      () => [...deliveries.values()].filter((l) => l.some((d) => d.end !== undefined)).length === TOTAL,
+      30_000,
+      'every task',
+    );
+    // An `E` line is printed before its task is settled: let the last settles land.
+    let stats = await store.stats('mp', Date.now());
+    for (let i = 0; i < 200 && stats.succeeded < TOTAL; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      stats = await store.stats('mp', Date.now());
+    }
+    await store.close();
+    expect(stats).toEqual({ pending: 0, active: 0, retrying: 0, succeeded: TOTAL, dead: 0 });
+
+    let rerun = 0;
+    for (let n = 0; n < TOTAL; n++) {
+      const list = (deliveries.get(n) ?? []).sort((a, b) => a.start - b.start);
+      expect(list.length, `task ${n}`).toBeGreaterThan(0);
+      for (let i = 1; i < list.length; i++) {
+        rerun++;
+        const before = list[i - 1]!;
+        const next = list[i]!;
+        // Only the victim's tasks run again (live processes kept their leases), and only after it died.
+        expect(before.pid, `task ${n} re-run after a live holder`).toBe(victimPid);
+        expect(next.start, `task ${n}`).toBeGreaterThanOrEqual(killedAt);
+        expect(next.pid).not.toBe(victimPid);
+      }
+    }
+    expect(rerun).toBeGreaterThanOrEqual(heldAtKill.length);
+  });
+});
