@@ -27,7 +27,8 @@ const RUNS = Math.max(1, Number(process.env.BENCH_PG_RUNS) || 3);
 const CHUNK = 1000;
 const BOSS_BATCH = Number(process.env.BENCH_BOSS_BATCH) || 500;
 
-type Contender = (concurrency: number) => Promise<number>;
+/** Runs N jobs with `workers` worker instances (each its own pool and runner), `concurrency` each; returns ms. */
+type Contender = (concurrency: number, workers: number) => Promise<number>;
 let seq = 0;
 const schemaName = (who: string) => `bench_${who}_${process.pid}_${++seq}`;
 
@@ -58,12 +59,15 @@ function finished(): { tick: () => void; job: () => Promise<void>; all: Promise<
   };
 }
 
-const keel: Contender = async (concurrency) => {
+const keel: Contender = async (concurrency, workers) => {
   const schema = schemaName('keel');
-  const rt = createRuntime({ store: postgresStore({ connectionString: URL, schema }) });
   const f = finished();
-  const q = rt.queue('bench', { concurrency, paused: true, handler: () => f.tick() });
-  await rt.start();
+  const rts = Array.from({ length: workers }, () =>
+    createRuntime({ store: postgresStore({ connectionString: URL, schema }) }),
+  );
+  const qs = rts.map((rt) => rt.queue('bench', { concurrency, paused: true, handler: () => f.tick() }));
+  for (const rt of rts) await rt.start();
+  const q = qs[0]!;
   try {
     const t0 = performance.now();
     for (let i = 0; i < N; i += CHUNK) {
@@ -71,17 +75,17 @@ const keel: Contender = async (concurrency) => {
       for (let j = i; j < Math.min(N, i + CHUNK); j++) chunk.push(q.enqueue({ i: j }));
       await Promise.all(chunk);
     }
-    q.resume();
+    for (const each of qs) each.resume();
     await f.all;
     await q.drain();
     return performance.now() - t0;
   } finally {
-    await rt.stop();
+    for (const rt of rts) await rt.stop();
     await dropSchema(schema);
   }
 };
 
-const graphile: Contender = async (concurrency) => {
+const graphile: Contender = async (concurrency, workers) => {
   const schema = schemaName('gw');
   const utils = await makeWorkerUtils({ connectionString: URL, schema });
   await utils.migrate();
@@ -93,22 +97,26 @@ const graphile: Contender = async (concurrency) => {
       for (let j = i; j < Math.min(N, i + CHUNK); j++) specs.push({ identifier: 'bench', payload: { i: j } });
       await utils.addJobs(specs);
     }
-    const runner = await runGraphile({
-      connectionString: URL,
-      schema,
-      concurrency,
-      noHandleSignals: true,
-      pollInterval: 1000,
-      logger: silentLogger(),
-      taskList: {
-        bench: async () => {
-          f.tick();
-        },
-      },
-    });
+    const runners = await Promise.all(
+      Array.from({ length: workers }, () =>
+        runGraphile({
+          connectionString: URL,
+          schema,
+          concurrency,
+          noHandleSignals: true,
+          pollInterval: 1000,
+          logger: silentLogger(),
+          taskList: {
+            bench: async () => {
+              f.tick();
+            },
+          },
+        }),
+      ),
+    );
     await f.all;
     const ms = performance.now() - t0;
-    await runner.stop();
+    for (const runner of runners) await runner.stop();
     return ms;
   } finally {
     await utils.release();
@@ -116,11 +124,17 @@ const graphile: Contender = async (concurrency) => {
   }
 };
 
-const pgBoss: Contender = async (concurrency) => {
+const pgBoss: Contender = async (concurrency, workers) => {
   const schema = schemaName('boss');
-  const boss = new PgBoss({ connectionString: URL, schema, supervise: false, schedule: false });
-  boss.on('error', () => {});
-  await boss.start();
+  const bosses = Array.from(
+    { length: workers },
+    () => new PgBoss({ connectionString: URL, schema, supervise: false, schedule: false }),
+  );
+  for (const b of bosses) {
+    b.on('error', () => {});
+    await b.start();
+  }
+  const boss = bosses[0]!;
   await boss.createQueue('bench');
   const f = finished();
   try {
@@ -130,20 +144,22 @@ const pgBoss: Contender = async (concurrency) => {
       for (let j = i; j < Math.min(N, i + CHUNK); j++) jobs.push({ name: 'bench', data: { i: j } });
       await boss.insert(jobs);
     }
-    await boss.work('bench', { batchSize: BOSS_BATCH, pollingIntervalSeconds: 0.5 }, async (jobs) => {
-      let next = 0;
-      const lane = async () => {
-        while (next < jobs.length) {
-          next++;
-          await f.job();
-        }
-      };
-      await Promise.all(Array.from({ length: concurrency }, lane));
-    });
+    for (const b of bosses) {
+      await b.work('bench', { batchSize: BOSS_BATCH, pollingIntervalSeconds: 0.5 }, async (jobs) => {
+        let next = 0;
+        const lane = async () => {
+          while (next < jobs.length) {
+            next++;
+            await f.job();
+          }
+        };
+        await Promise.all(Array.from({ length: concurrency }, lane));
+      });
+    }
     await f.all;
     return performance.now() - t0;
   } finally {
-    await boss.stop({ graceful: false, wait: true });
+    for (const b of bosses) await b.stop({ graceful: false, wait: true });
     await dropSchema(schema);
   }
 };
@@ -164,15 +180,20 @@ function silentLogger() {
 export async function run(): Promise<TableRow[]> {
   const contenders: Record<string, Contender> = { keel, 'graphile-worker': graphile, 'pg-boss': pgBoss };
   const rows: TableRow[] = [];
-  for (const concurrency of [1, 16]) {
+  // Two workers: two runtimes (runners, pg-boss instances) with their own pools, in this one process.
+  for (const [concurrency, workers] of [
+    [1, 1],
+    [16, 1],
+    [16, 2],
+  ] as const) {
     const rates: Record<string, number[]> = {};
     const names = Object.keys(contenders);
     for (let r = 0; r < RUNS; r++) {
       for (let k = 0; k < names.length; k++) {
         const name = names[(r + k) % names.length]!;
-        const ms = await contenders[name]!(concurrency);
+        const ms = await contenders[name]!(concurrency, workers);
         (rates[name] ??= []).push(N / (ms / 1000));
-        if (process.env.BENCH_VERBOSE) console.log(`  c=${concurrency} ${name}: ${ms.toFixed(0)} ms`);
+        if (process.env.BENCH_VERBOSE) console.log(`  c=${concurrency} w=${workers} ${name}: ${ms.toFixed(0)} ms`);
       }
     }
     const ours = median(rates.keel!);
@@ -182,7 +203,7 @@ export async function run(): Promise<TableRow[]> {
     ] as const) {
       const theirs = median(rates[anchor]!);
       rows.push({
-        name: `end-to-end jobs/s, postgres, concurrency ${concurrency}`,
+        name: `end-to-end jobs/s, postgres, concurrency ${concurrency}${workers > 1 ? `, ${workers} workers` : ''}`,
         opsPerSec: Math.round(ours),
         vs: `${anchor} (postgres)`,
         vsOpsPerSec: Math.round(theirs),

@@ -7,7 +7,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Results, resultsDir } from './harness.js';
 
-const order = ['bus', 'breaker', 'queue', 'saga'];
+const order = ['bus', 'breaker', 'queue', 'queue-postgres', 'saga'];
 
 function fmt(n: number): string {
   if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
