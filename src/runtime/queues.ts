@@ -7,6 +7,7 @@ import { parseTopic } from '../actors/topics.js';
 import type { EnqueueResult, NewTask, QueueStats, Store, TaskRecord } from '../stores/store.js';
 import type { Runtime } from './createRuntime.js';
 import { invalidOptions, KeelError } from './errors.js';
+import { parseRetry } from './retryPolicy.js';
 import { untilSnapshot } from './untilState.js';
 
 export type { Task, TaskEventPayload } from '../actors/queue/engine.js';
@@ -165,33 +166,7 @@ function checkOptions(name: string, o: QueueOptions): Checked {
     }
     return v;
   };
-  const r = o.retry ?? {};
-  if (typeof r !== 'object' || r === null) throw invalidOptions(owner, 'retry', 'must be an object');
-  for (const key of Object.keys(r)) {
-    if (!(key in defaultRetry)) {
-      throw invalidOptions(
-        owner,
-        `retry.${key}`,
-        `is not a retry option (known: ${Object.keys(defaultRetry).join(', ')})`,
-      );
-    }
-  }
-  if (r.jitter !== undefined && typeof r.jitter !== 'boolean') {
-    throw invalidOptions(owner, 'retry.jitter', `must be a boolean, got ${String(r.jitter)}`);
-  }
-  const maxAttempts =
-    r.maxAttempts === Number.POSITIVE_INFINITY ? r.maxAttempts : int('retry.maxAttempts', r.maxAttempts, Infinity, 1);
-  const retry: RetryPolicy = {
-    initialDelayMs: finite(
-      owner,
-      'retry.initialDelayMs',
-      num('retry.initialDelayMs', r.initialDelayMs, defaultRetry.initialDelayMs, 0),
-    ),
-    maxDelayMs: finite(owner, 'retry.maxDelayMs', num('retry.maxDelayMs', r.maxDelayMs, defaultRetry.maxDelayMs, 0)),
-    multiplier: finite(owner, 'retry.multiplier', num('retry.multiplier', r.multiplier, defaultRetry.multiplier, 1)),
-    jitter: r.jitter ?? defaultRetry.jitter,
-    maxAttempts,
-  };
+  const retry = parseRetry(owner, 'retry', o.retry, defaultRetry);
   if (o.breaker !== undefined && (typeof o.breaker !== 'string' || o.breaker === '')) {
     throw invalidOptions(owner, 'breaker', 'must be the name of a breaker');
   }
