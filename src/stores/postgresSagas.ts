@@ -1,19 +1,7 @@
 import { KeelError } from '../runtime/errors.js';
 import type { Queryable } from './postgresTasks.js';
 import type { SagaRecord, SagaStore } from './sagaStore.js';
-
-interface SagaRow {
-  saga: string;
-  id: string;
-  version: string;
-  status: SagaRecord['status'];
-  state: string;
-  context: string;
-  attempt: number;
-  not_before: number | null;
-  created_at: number;
-  updated_at: number;
-}
+import { type SagaRow, sagaRecord as toRecord } from './sqlRows.js';
 
 function statements(s: string) {
   return {
@@ -148,20 +136,5 @@ export function postgresSagas(
     async releaseSagas(saga, ids) {
       if (ids.length > 0) await run('release', [saga, ids, owner]);
     },
-  };
-}
-
-function toRecord(r: SagaRow): SagaRecord {
-  return {
-    saga: r.saga,
-    id: r.id,
-    version: r.version,
-    status: r.status,
-    state: r.state,
-    context: r.context,
-    attempt: r.attempt,
-    notBefore: r.not_before ?? undefined,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
   };
 }

@@ -1,3 +1,4 @@
+import { LIVE, taskRecord as record, type TaskRow } from './sqlRows.js';
 import type {
   ClaimedTask,
   EnqueueResult,
@@ -14,22 +15,6 @@ export interface Queryable {
   query(config: { name?: string; text: string; values?: unknown[] }): Promise<{ rows: any[]; rowCount: number | null }>;
 }
 
-interface TaskRow {
-  id: number;
-  queue: string;
-  state: 'pending' | 'active' | 'retrying' | 'dead';
-  key: string | null;
-  payload: string;
-  attempt: number;
-  run_at: number;
-  lease_token: string | null;
-  lease_until: number | null;
-  last_error: string | null;
-  created_at: number;
-  updated_at: number;
-}
-
-const LIVE = `state IN ('pending', 'active', 'retrying')`;
 // Postgres bigint holds it; an unlimited maxAttempts is bound as this.
 const UNLIMITED = Number.MAX_SAFE_INTEGER;
 const SHARDS = 16;
@@ -320,20 +305,4 @@ function toId(id: string): number | undefined {
   if (!/^[1-9][0-9]{0,15}$/.test(id)) return undefined;
   const n = Number(id);
   return Number.isSafeInteger(n) ? n : undefined;
-}
-
-function record(r: TaskRow, now: number): TaskRecord {
-  return {
-    id: String(r.id),
-    queue: r.queue,
-    state: r.state === 'retrying' && r.run_at <= now ? 'pending' : r.state,
-    payload: r.payload,
-    ...(r.key !== null && { key: r.key }),
-    attempt: r.attempt,
-    runAt: r.run_at,
-    ...(r.lease_until !== null && { leaseUntil: r.lease_until }),
-    ...(r.last_error !== null && { lastError: r.last_error }),
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-  };
 }

@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { KeelError } from '../runtime/errors.js';
 import { sqliteMigrations } from './sqliteMigrations.js';
 import { sqliteSagas } from './sqliteSagas.js';
+import { LIVE, taskRecord as record, type TaskRow } from './sqlRows.js';
 import type { ClaimedTask, EnqueueResult, ExpiredLease, QueueStats, Store, TaskRecord } from './store.js';
 
 /** Options of `sqliteStore`. */
@@ -17,22 +18,6 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
 }
 
-interface TaskRow {
-  id: number;
-  queue: string;
-  state: 'pending' | 'active' | 'retrying' | 'dead';
-  key: string | null;
-  payload: string;
-  attempt: number;
-  run_at: number;
-  lease_token: string | null;
-  lease_until: number | null;
-  last_error: string | null;
-  created_at: number;
-  updated_at: number;
-}
-
-const LIVE = `state IN ('pending', 'active', 'retrying')`;
 const HELD = `id = @id AND queue = @queue AND state = 'active' AND lease_token = @token`;
 // SQLite integers are 64-bit; an unlimited maxAttempts is bound as this.
 const UNLIMITED = Number.MAX_SAFE_INTEGER;
@@ -306,21 +291,5 @@ function prepare(db: Database.Database) {
       revive.run(now, now, id);
       return 'redriven';
     }),
-  };
-}
-
-function record(r: TaskRow, now: number): TaskRecord {
-  return {
-    id: String(r.id),
-    queue: r.queue,
-    state: r.state === 'retrying' && r.run_at <= now ? 'pending' : r.state,
-    payload: r.payload,
-    ...(r.key !== null && { key: r.key }),
-    attempt: r.attempt,
-    runAt: r.run_at,
-    ...(r.lease_until !== null && { leaseUntil: r.lease_until }),
-    ...(r.last_error !== null && { lastError: r.last_error }),
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
   };
 }

@@ -1,18 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { SagaRecord, SagaStore } from './sagaStore.js';
-
-interface SagaRow {
-  saga: string;
-  id: string;
-  version: string;
-  status: SagaRecord['status'];
-  state: string;
-  context: string;
-  attempt: number;
-  not_before: number | null;
-  created_at: number;
-  updated_at: number;
-}
+import { type SagaRow, sagaRecord as toRecord } from './sqlRows.js';
 
 function prepare(db: Database.Database) {
   return {
@@ -26,21 +14,6 @@ function prepare(db: Database.Database) {
     unfinished: db.prepare(
       `SELECT * FROM keel_sagas WHERE saga = ? AND status IN ('running', 'compensating') ORDER BY created_at, id`,
     ),
-  };
-}
-
-function toRecord(r: SagaRow): SagaRecord {
-  return {
-    saga: r.saga,
-    id: r.id,
-    version: r.version,
-    status: r.status,
-    state: r.state,
-    context: r.context,
-    attempt: r.attempt,
-    notBefore: r.not_before ?? undefined,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
   };
 }
 

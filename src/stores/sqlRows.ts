@@ -1,0 +1,68 @@
+import type { SagaRecord } from './sagaStore.js';
+import type { TaskRecord } from './store.js';
+
+/** A task row as the SQL stores (SQLite, Postgres) keep it. */
+export interface TaskRow {
+  id: number;
+  queue: string;
+  state: 'pending' | 'active' | 'retrying' | 'dead';
+  key: string | null;
+  payload: string;
+  attempt: number;
+  run_at: number;
+  lease_token: string | null;
+  lease_until: number | null;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** The SQL condition of a live task: one that holds its dedup key. */
+export const LIVE = `state IN ('pending', 'active', 'retrying')`;
+
+/** A task row as a `TaskRecord` at `now`: a retrying task whose backoff has passed reads as pending. */
+export function taskRecord(r: TaskRow, now: number): TaskRecord {
+  return {
+    id: String(r.id),
+    queue: r.queue,
+    state: r.state === 'retrying' && r.run_at <= now ? 'pending' : r.state,
+    payload: r.payload,
+    ...(r.key !== null && { key: r.key }),
+    attempt: r.attempt,
+    runAt: r.run_at,
+    ...(r.lease_until !== null && { leaseUntil: r.lease_until }),
+    ...(r.last_error !== null && { lastError: r.last_error }),
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+/** A saga row as the SQL stores keep it. */
+export interface SagaRow {
+  saga: string;
+  id: string;
+  version: string;
+  status: SagaRecord['status'];
+  state: string;
+  context: string;
+  attempt: number;
+  not_before: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A saga row as a `SagaRecord`. */
+export function sagaRecord(r: SagaRow): SagaRecord {
+  return {
+    saga: r.saga,
+    id: r.id,
+    version: r.version,
+    status: r.status,
+    state: r.state,
+    context: r.context,
+    attempt: r.attempt,
+    notBefore: r.not_before ?? undefined,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
