@@ -184,6 +184,9 @@ function checkOptions(name: string, o: QueueOptions): Checked {
   };
 }
 
+/** How often `drain` re-reads a shared store's counts while other processes work its queue. */
+const SHARED_DRAIN_POLL_MS = 25;
+
 function finite(owner: string, option: string, v: number): number {
   if (!Number.isFinite(v)) throw invalidOptions(owner, option, `must be finite, got ${v}`);
   return v;
@@ -338,7 +341,19 @@ function createQueue(rt: Runtime<any>, name: string, o: Checked): Queue {
           if (s.pending + s.active + s.retrying === 0 && engine.localIdle && batch.length === 0) return;
         }
         if (engine.isStopped) throw new KeelError('RUNTIME_STOPPED', `queue('${name}').drain: the runtime stopped`);
-        await engine.nextChange();
+        if (!engine.localIdle || !rt.store.watch) {
+          await engine.nextChange();
+          continue;
+        }
+        // A shared store: other processes finish the rest, and nothing here hears of it; look again soon.
+        let timer: unknown;
+        await Promise.race([
+          engine.nextChange(),
+          new Promise<void>((resolve) => {
+            timer = rt.clock.setTimeout(() => resolve(), SHARED_DRAIN_POLL_MS);
+          }),
+        ]);
+        rt.clock.clearTimeout(timer);
       }
     },
 

@@ -47,6 +47,22 @@ describe.skipIf(!pgAvailable)('queue on postgres (real time)', () => {
     await Promise.all(runtimes.splice(0).map((rt) => rt.stop().catch(() => {})));
   });
 
+  it('drain returns soon after another runtime finished the queue, not a poll interval later', async () => {
+    const schema = fresh();
+    const producer = runtime(schema);
+    const q = producer.queue('drained', { pollMs: 60_000 });
+    await producer.start();
+    for (let n = 0; n < 20; n++) await q.enqueue({ n });
+    let finished = 0;
+    const worker = runtime(schema);
+    worker.queue('drained', { pollMs: 60_000, concurrency: 4, handler: async () => void finished++ });
+    const started = Date.now();
+    await worker.start();
+    await q.drain();
+    expect(finished).toBe(20);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
   it('two runtimes on one schema share a queue: every task runs once, both do work', async () => {
     const schema = fresh();
     const seen = new Map<number, string>();
