@@ -11,10 +11,14 @@
  * interval (at least 0.5 s) after every fetch, so one job per fetch would run
  * 2 jobs/s: it gets one `work` loop fetching `BENCH_BOSS_BATCH` (default 500)
  * jobs at a time, run `concurrency` at once (generous: keel claims 32 ahead).
+ * With two workers, each library's worker runs in two child processes
+ * (`_pgWorker.ts`, started before the clock runs) while this process enqueues.
  * Every library runs with its defaults otherwise. Runs are interleaved and the median of
  * `BENCH_PG_RUNS` (default 3) is kept. Database: `KEEL_PG_URL`, default the
  * local `test` database.
  */
+import { type ChildProcess, fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { makeWorkerUtils, run as runGraphile } from 'graphile-worker';
 import pg from 'pg';
 import PgBoss from 'pg-boss';
@@ -164,6 +168,111 @@ const pgBoss: Contender = async (concurrency, workers) => {
   }
 };
 
+/** Puts N jobs in a library's queue on `schema` (set up first, before any worker starts). */
+interface Producer {
+  enqueue(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const producers: Record<string, (schema: string) => Promise<Producer>> = {
+  keel: async (schema) => {
+    const rt = createRuntime({ store: postgresStore({ connectionString: URL, schema }) });
+    const q = rt.queue('bench');
+    await rt.start();
+    return {
+      enqueue: async () => {
+        for (let i = 0; i < N; i += CHUNK) {
+          await Promise.all(Array.from({ length: Math.min(CHUNK, N - i) }, (_, j) => q.enqueue({ i: i + j })));
+        }
+      },
+      close: () => rt.stop(),
+    };
+  },
+  'graphile-worker': async (schema) => {
+    const utils = await makeWorkerUtils({ connectionString: URL, schema });
+    await utils.migrate();
+    return {
+      enqueue: async () => {
+        for (let i = 0; i < N; i += CHUNK) {
+          const specs = Array.from({ length: Math.min(CHUNK, N - i) }, (_, j) => ({
+            identifier: 'bench',
+            payload: { i: i + j },
+          }));
+          await utils.addJobs(specs);
+        }
+      },
+      close: async () => {
+        await utils.release();
+      },
+    };
+  },
+  'pg-boss': async (schema) => {
+    const boss = new PgBoss({ connectionString: URL, schema, supervise: false, schedule: false });
+    boss.on('error', () => {});
+    await boss.start();
+    await boss.createQueue('bench');
+    return {
+      enqueue: async () => {
+        for (let i = 0; i < N; i += CHUNK) {
+          await boss.insert(
+            Array.from({ length: Math.min(CHUNK, N - i) }, (_, j) => ({ name: 'bench', data: { i: i + j } })),
+          );
+        }
+      },
+      close: () => boss.stop({ graceful: false, wait: true }),
+    };
+  },
+};
+
+const workerScript = fileURLToPath(new globalThis.URL('./_pgWorker.ts', import.meta.url));
+
+/**
+ * The same end-to-end run with `workers` worker processes (`_pgWorker.ts`),
+ * each one library worker at `concurrency`; this process only enqueues and
+ * counts what the workers report. Process start-up is not timed.
+ */
+async function inProcesses(name: string, concurrency: number, workers: number): Promise<number> {
+  const schema = schemaName(`${name.replace(/[^a-z]/g, '').slice(0, 5)}p`);
+  const producer = await producers[name]!(schema);
+  const done = new Array<number>(workers).fill(0);
+  const children: ChildProcess[] = [];
+  try {
+    await Promise.all(
+      Array.from({ length: workers }, (_, w) => {
+        const child = fork(workerScript, [name, schema, String(concurrency)], {
+          execArgv: ['--import', 'tsx'],
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        });
+        children.push(child);
+        return new Promise<void>((resolve, reject) => {
+          child.on('message', (m: { ready?: boolean; done?: number }) => {
+            if (m.ready) resolve();
+            if (m.done !== undefined) done[w] = m.done;
+          });
+          child.once('exit', (code) => reject(new Error(`${name} worker exited early (${code})`)));
+        });
+      }),
+    );
+    const t0 = performance.now();
+    await producer.enqueue();
+    while (done.reduce((a, b) => a + b, 0) < N) await new Promise((r) => setTimeout(r, 2));
+    return performance.now() - t0;
+  } finally {
+    await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || !child.connected) return resolve();
+            child.once('exit', () => resolve());
+            child.send('stop');
+          }),
+      ),
+    );
+    await producer.close();
+    await dropSchema(schema);
+  }
+}
+
 function silentLogger() {
   // graphile-worker logs every start and stop; the table is what matters here.
   return new (class {
@@ -180,7 +289,7 @@ function silentLogger() {
 export async function run(): Promise<TableRow[]> {
   const contenders: Record<string, Contender> = { keel, 'graphile-worker': graphile, 'pg-boss': pgBoss };
   const rows: TableRow[] = [];
-  // Two workers: two runtimes (runners, pg-boss instances) with their own pools, in this one process.
+  // Two workers: two worker processes, fed by this one.
   for (const [concurrency, workers] of [
     [1, 1],
     [16, 1],
@@ -191,7 +300,8 @@ export async function run(): Promise<TableRow[]> {
     for (let r = 0; r < RUNS; r++) {
       for (let k = 0; k < names.length; k++) {
         const name = names[(r + k) % names.length]!;
-        const ms = await contenders[name]!(concurrency, workers);
+        const ms =
+          workers > 1 ? await inProcesses(name, concurrency, workers) : await contenders[name]!(concurrency, 1);
         (rates[name] ??= []).push(N / (ms / 1000));
         if (process.env.BENCH_VERBOSE) console.log(`  c=${concurrency} w=${workers} ${name}: ${ms.toFixed(0)} ms`);
       }
@@ -203,7 +313,7 @@ export async function run(): Promise<TableRow[]> {
     ] as const) {
       const theirs = median(rates[anchor]!);
       rows.push({
-        name: `end-to-end jobs/s, postgres, concurrency ${concurrency}${workers > 1 ? `, ${workers} workers` : ''}`,
+        name: `end-to-end jobs/s, postgres, concurrency ${concurrency}${workers > 1 ? `, ${workers} worker processes` : ''}`,
         opsPerSec: Math.round(ours),
         vs: `${anchor} (postgres)`,
         vsOpsPerSec: Math.round(theirs),
