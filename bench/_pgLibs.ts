@@ -1,0 +1,115 @@
+/**
+ * The three Postgres queues of `bench/queue-postgres.ts`, each as a producer
+ * (puts jobs in) and a worker (runs no-op jobs), so the same code runs a
+ * worker in the benchmark's process or in a child (`_pgWorker.ts`).
+ * (`_`: not a benchmark of its own.)
+ */
+import { makeWorkerUtils, run as runGraphile } from 'graphile-worker';
+import PgBoss from 'pg-boss';
+import { createRuntime, postgresStore } from '../src/index.js';
+
+export const PG_URL = process.env.KEEL_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const LIBS = ['keel', 'graphile-worker', 'pg-boss'] as const;
+export type Lib = (typeof LIBS)[number];
+
+const CHUNK = 1000;
+// pg-boss 10 sleeps its polling interval (>= 0.5 s) after every fetch: it gets big batches, run `concurrency` at once.
+const BOSS_BATCH = Number(process.env.BENCH_BOSS_BATCH) || 500;
+
+/** Puts jobs in a library's queue on a schema it set up (before any worker starts). */
+export interface Producer {
+  enqueue(n: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Sets up `lib`'s queue on `schema` and returns its producer. */
+export async function producer(lib: Lib, schema: string): Promise<Producer> {
+  const chunks = async (n: number, put: (from: number, count: number) => Promise<unknown>) => {
+    for (let i = 0; i < n; i += CHUNK) await put(i, Math.min(CHUNK, n - i));
+  };
+  if (lib === 'keel') {
+    const rt = createRuntime({ store: postgresStore({ connectionString: PG_URL, schema }) });
+    const q = rt.queue('bench');
+    await rt.start();
+    return {
+      enqueue: (n) => chunks(n, (i, c) => Promise.all(Array.from({ length: c }, (_, j) => q.enqueue({ i: i + j })))),
+      close: () => rt.stop(),
+    };
+  }
+  if (lib === 'graphile-worker') {
+    const utils = await makeWorkerUtils({ connectionString: PG_URL, schema });
+    await utils.migrate();
+    return {
+      enqueue: (n) =>
+        chunks(n, (i, c) =>
+          utils.addJobs(Array.from({ length: c }, (_, j) => ({ identifier: 'bench', payload: { i: i + j } }))),
+        ),
+      close: async () => {
+        await utils.release();
+      },
+    };
+  }
+  const boss = new PgBoss({ connectionString: PG_URL, schema, supervise: false, schedule: false });
+  boss.on('error', () => {});
+  await boss.start();
+  await boss.createQueue('bench');
+  return {
+    enqueue: (n) =>
+      chunks(n, (i, c) => boss.insert(Array.from({ length: c }, (_, j) => ({ name: 'bench', data: { i: i + j } })))),
+    close: () => boss.stop({ graceful: false, wait: true }),
+  };
+}
+
+/** Starts one `lib` worker on `schema` running `job` per job, `concurrency` at once; resolves with its stop function. */
+export async function startWorker(
+  lib: Lib,
+  schema: string,
+  concurrency: number,
+  job: () => Promise<void>,
+): Promise<() => Promise<void>> {
+  if (lib === 'keel') {
+    const rt = createRuntime({ store: postgresStore({ connectionString: PG_URL, schema }) });
+    rt.queue('bench', { concurrency, handler: job });
+    await rt.start();
+    return () => rt.stop();
+  }
+  if (lib === 'graphile-worker') {
+    const runner = await runGraphile({
+      connectionString: PG_URL,
+      schema,
+      concurrency,
+      noHandleSignals: true,
+      pollInterval: 1000,
+      logger: silentLogger(),
+      taskList: { bench: job },
+    });
+    return () => runner.stop();
+  }
+  const boss = new PgBoss({ connectionString: PG_URL, schema, supervise: false, schedule: false });
+  boss.on('error', () => {});
+  await boss.start();
+  await boss.work('bench', { batchSize: BOSS_BATCH, pollingIntervalSeconds: 0.5 }, async (jobs) => {
+    let next = 0;
+    const lane = async () => {
+      while (next < jobs.length) {
+        next++;
+        await job();
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, lane));
+  });
+  return () => boss.stop({ graceful: false, wait: true });
+}
+
+function silentLogger() {
+  // graphile-worker logs every start and stop; the table is what matters here.
+  return new (class {
+    scope() {
+      return this;
+    }
+    error() {}
+    warn() {}
+    info() {}
+    debug() {}
+  })() as never;
+}
