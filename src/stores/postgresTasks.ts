@@ -1,4 +1,4 @@
-import { LIVE, taskRecord as record, type TaskRow } from './sqlRows.js';
+import { claimedTasks, LIVE, taskRecord as record, type TaskRow } from './sqlRows.js';
 import type {
   ClaimedTask,
   EnqueueResult,
@@ -204,16 +204,7 @@ export function postgresTasks(
 
     async claim(queue, { limit, now, leaseUntil, token }): Promise<ClaimedTask[]> {
       const res = await run('claim', [queue, now, limit, token, leaseUntil]);
-      const rows = res.rows as Pick<TaskRow, 'id' | 'payload' | 'attempt' | 'key' | 'run_at'>[];
-      // RETURNING does not keep the subquery's order.
-      rows.sort((a, b) => a.run_at - b.run_at || a.id - b.id);
-      return rows.map((r) => ({
-        id: String(r.id),
-        payload: r.payload,
-        attempt: r.attempt,
-        token,
-        ...(r.key !== null && { key: r.key }),
-      }));
+      return claimedTasks(res.rows, token);
     },
 
     async renew(queue, leases, leaseUntil, now): Promise<string[]> {

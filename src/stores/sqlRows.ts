@@ -1,5 +1,5 @@
 import type { SagaRecord } from './sagaStore.js';
-import type { TaskRecord } from './store.js';
+import type { ClaimedTask, TaskRecord } from './store.js';
 
 /** A task row as the SQL stores (SQLite, Postgres) keep it. */
 export interface TaskRow {
@@ -35,6 +35,21 @@ export function taskRecord(r: TaskRow, now: number): TaskRecord {
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
+}
+
+/** Rows a claim statement returned, as claimed tasks in claim order (RETURNING does not keep the subquery's order). */
+export function claimedTasks(
+  rows: Pick<TaskRow, 'id' | 'payload' | 'attempt' | 'key' | 'run_at'>[],
+  token: string,
+): ClaimedTask[] {
+  rows.sort((a, b) => a.run_at - b.run_at || a.id - b.id);
+  return rows.map((r) => ({
+    id: String(r.id),
+    payload: r.payload,
+    attempt: r.attempt,
+    token,
+    ...(r.key !== null && { key: r.key }),
+  }));
 }
 
 /** A saga row as the SQL stores keep it. */

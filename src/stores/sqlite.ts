@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { KeelError } from '../runtime/errors.js';
 import { sqliteMigrations } from './sqliteMigrations.js';
 import { sqliteSagas } from './sqliteSagas.js';
-import { LIVE, taskRecord as record, type TaskRow } from './sqlRows.js';
+import { claimedTasks, LIVE, taskRecord as record, type TaskRow } from './sqlRows.js';
 import type { ClaimedTask, EnqueueResult, ExpiredLease, QueueStats, Store, TaskRecord } from './store.js';
 
 /** Options of `sqliteStore`. */
@@ -88,19 +88,10 @@ export function sqliteStore(options: SqliteStoreOptions): Store {
     },
 
     async claim(queue, { limit, now, leaseUntil, token }): Promise<ClaimedTask[]> {
-      const rows = open().claim.all({ queue, limit, now, leaseUntil, token }) as Pick<
-        TaskRow,
-        'id' | 'payload' | 'attempt' | 'key' | 'run_at'
-      >[];
-      // RETURNING does not keep the subquery's order.
-      rows.sort((a, b) => a.run_at - b.run_at || a.id - b.id);
-      return rows.map((r) => ({
-        id: String(r.id),
-        payload: r.payload,
-        attempt: r.attempt,
+      return claimedTasks(
+        open().claim.all({ queue, limit, now, leaseUntil, token }) as Parameters<typeof claimedTasks>[0],
         token,
-        ...(r.key !== null && { key: r.key }),
-      }));
+      );
     },
 
     async renew(queue, leases, leaseUntil, now): Promise<string[]> {
