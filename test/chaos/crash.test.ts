@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRuntime, type Runtime, sqliteStore } from '../../src/index.js';
+import { eachLine, until } from '../fixtures/wait.js';
 
 const TOTAL = 40;
 const child = join(import.meta.dirname, 'child.ts');
@@ -19,16 +20,8 @@ function startChild(db: string, log: string): Run {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const acked = new Set<number>();
-  let buffered = '';
-  proc.stdout!.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString();
-    let nl = buffered.indexOf('\n');
-    while (nl >= 0) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      if (line.startsWith('E ')) acked.add(Number(line.slice(2)));
-      nl = buffered.indexOf('\n');
-    }
+  eachLine(proc.stdout!, (line) => {
+    if (line.startsWith('E ')) acked.add(Number(line.slice(2)));
   });
   const exited = new Promise<NodeJS.Signals | null>((resolve) => proc.on('exit', (_code, signal) => resolve(signal)));
   return { proc, acked, exited };
@@ -36,14 +29,6 @@ function startChild(db: string, log: string): Run {
 
 const delivered = (log: string) =>
   existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean).map(Number) : [];
-
-async function until(what: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!what()) {
-    if (Date.now() > end) throw new Error('timed out waiting for the kill point');
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
 
 describe('crash safety on SQLite (SIGKILL)', () => {
   const files: string[] = [];
@@ -67,7 +52,7 @@ describe('crash safety on SQLite (SIGKILL)', () => {
     files.push(db, log);
     const run = startChild(db, log);
     proc = run.proc;
-    await until(() => killPoint(run.acked.size, delivered(log).length));
+    await until(() => killPoint(run.acked.size, delivered(log).length), 20_000, 'the kill point', 2);
     run.proc.kill('SIGKILL');
     expect(await run.exited).toBe('SIGKILL');
     const acked = [...run.acked];

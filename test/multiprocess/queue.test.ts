@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { postgresStore } from '../../src/index.js';
 import { dropSchema, PG_URL, pgAvailable, uniqueSchema, withClient } from '../fixtures/pg.js';
+import { eachLine, until } from '../fixtures/wait.js';
 
 const TOTAL = 5000;
 // Long enough that a live process, slowed by a loaded machine, still renews in time.
@@ -32,41 +33,25 @@ function startChild(schema: string): Child {
   });
   let markReady!: () => void;
   const ready = new Promise<void>((r) => (markReady = r));
-  let buffered = '';
-  proc.stdout!.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString();
-    let nl = buffered.indexOf('\n');
-    while (nl >= 0) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      nl = buffered.indexOf('\n');
-      if (line === 'READY') {
-        markReady();
-        continue;
-      }
-      const [kind, n, pid, t] = line.split(' ');
-      const list = deliveries.get(Number(n)) ?? [];
-      deliveries.set(Number(n), list);
-      if (kind === 'S') list.push({ n: Number(n), pid: Number(pid), start: Number(t), end: undefined });
-      else if (kind === 'E') {
-        const d = list.find((x) => x.pid === Number(pid) && x.end === undefined);
-        if (d) d.end = Number(t);
-        ended++;
-      }
+  eachLine(proc.stdout!, (line) => {
+    if (line === 'READY') {
+      markReady();
+      return;
+    }
+    const [kind, n, pid, t] = line.split(' ');
+    const list = deliveries.get(Number(n)) ?? [];
+    deliveries.set(Number(n), list);
+    if (kind === 'S') list.push({ n: Number(n), pid: Number(pid), start: Number(t), end: undefined });
+    else if (kind === 'E') {
+      const d = list.find((x) => x.pid === Number(pid) && x.end === undefined);
+      if (d) d.end = Number(t);
+      ended++;
     }
   });
   const exited = new Promise<NodeJS.Signals | number | null>((resolve) =>
     proc.on('exit', (code, signal) => resolve(signal ?? code)),
   );
   return { proc, ready, exited };
-}
-
-async function until(what: () => boolean, ms: number, label: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!what()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${label}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe.skipIf(!pgAvailable)('three processes share one Postgres queue while one is SIGKILLed', () => {

@@ -3,17 +3,10 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createRuntime, postgresStore, type Runtime } from '../../src/index.js';
 import { dropSchema, PG_URL, pgAvailable, uniqueSchema } from '../fixtures/pg.js';
+import { until } from '../fixtures/wait.js';
 
 const LEASE_MS = 1500;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: () => boolean | Promise<boolean>, ms: number, label: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await what())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${label}`);
-    await sleep(20);
-  }
-}
 
 describe.skipIf(!pgAvailable)('sagas owned by one runtime at a time (Postgres)', () => {
   const schemas: string[] = [];

@@ -1,15 +1,9 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createRuntime, postgresStore, type Runtime } from '../../src/index.js';
 import { dropSchema, PG_URL, pgAvailable, uniqueSchema, withClient } from '../fixtures/pg.js';
+import { until } from '../fixtures/wait.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(what: () => boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!what()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await sleep(10);
-  }
-}
 
 describe.skipIf(!pgAvailable)('bus across runtimes (postgresStore bus option)', () => {
   const schemas: string[] = [];
@@ -51,7 +45,7 @@ describe.skipIf(!pgAvailable)('bus across runtimes (postgresStore bus option)', 
     a.bus.publish('order.shipped', { from: 'a', n: 99 });
     const blob = { text: 'x'.repeat(20_000) };
     a.bus.publish('blob', blob);
-    await until(() => atB.length === 101 && atC.length === 100 && big !== undefined);
+    await until(() => atB.length === 101 && atC.length === 100 && big !== undefined, 15_000);
     const fromA = atB.filter((x) => x.includes(':a'));
     expect(fromA).toEqual([...Array.from({ length: 50 }, (_, n) => `order.placed:a${n}`), 'order.shipped:a99']);
     expect(atB.filter((x) => x.includes(':c'))).toEqual(Array.from({ length: 50 }, (_, n) => `order.placed:c${n}`));
@@ -77,7 +71,7 @@ describe.skipIf(!pgAvailable)('bus across runtimes (postgresStore bus option)', 
     c.bus.subscribe('tick', (n: number) => void got.push(n));
     await Promise.all([a.start(), c.start()]);
     for (let n = 0; n < 20; n++) a.bus.publish('tick', n);
-    await until(() => got.length === 20);
+    await until(() => got.length === 20, 15_000);
     const killed = await withClient(
       async (cl) =>
         (
@@ -92,7 +86,7 @@ describe.skipIf(!pgAvailable)('bus across runtimes (postgresStore bus option)', 
     for (let n = 20; n < 40; n++) a.bus.publish('tick', n); // while C does not listen
     await sleep(50);
     for (let n = 40; n < 60; n++) a.bus.publish('tick', n);
-    await until(() => got.length === 60);
+    await until(() => got.length === 60, 15_000);
     expect(got).toEqual(Array.from({ length: 60 }, (_, n) => n));
   });
 
@@ -109,7 +103,7 @@ describe.skipIf(!pgAvailable)('bus across runtimes (postgresStore bus option)', 
     await Promise.all([a.start(), b.start(), plain.start()]);
     a.bus.publish('user.updated', 1);
     a.bus.publish('order.placed', 2);
-    await until(() => atB.includes('user.updated'));
+    await until(() => atB.includes('user.updated'), 15_000);
     await sleep(200);
     expect(atB).toEqual(['user.updated']);
     expect(atPlain).toEqual([]);

@@ -1,6 +1,7 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createRuntime, KeelError, memoryStore, postgresStore, type Runtime } from '../../src/index.js';
 import { dropSchema, PG_URL, pgAvailable, uniqueSchema, withClient } from '../fixtures/pg.js';
+import { until } from '../fixtures/wait.js';
 
 const schemas: string[] = [];
 const fresh = (tag = 'q') => {
@@ -14,14 +15,6 @@ afterAll(async () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await what())) {
-    if (Date.now() > end) throw new Error('timed out');
-    await sleep(10);
-  }
-}
 
 /** Ends every connection whose application_name is `app` (a database restart, as far as those clients can tell). */
 const terminate = (app: string) =>

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createRuntime } from '../../src/index.js';
 import { attachViewer, createViewer, type Viewer } from '../../src/viewer/attach.js';
 import type { ActorView, ViewerMessage } from '../../src/viewer/hub.js';
+import { until } from '../fixtures/wait.js';
 
 const open: Array<{ stop(): Promise<void> } | Viewer> = [];
 afterEach(async () => {
@@ -12,14 +13,6 @@ afterEach(async () => {
 async function state(url: string): Promise<Extract<ViewerMessage, { kind: 'hello' }>> {
   return (await (await fetch(`${url}state`)).json()) as Extract<ViewerMessage, { kind: 'hello' }>;
 }
-
-const until = async (check: () => Promise<boolean>) => {
-  for (let i = 0; i < 100; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error('condition not met in 2 s');
-};
 
 function pick(actors: ActorView[], id: string): ActorView {
   const a = actors.find((x) => x.id === id);
@@ -60,7 +53,7 @@ describe('attachViewer', () => {
     await q.drain();
     await saga.execute({}, { id: 's1' });
     await sms.call(async () => Promise.reject(new Error('down'))).catch(() => {});
-    await until(async () => pick((await state(url)).actors, 'breaker.sms').states[0] === 'open');
+    await until(async () => pick((await state(url)).actors, 'breaker.sms').states[0] === 'open', 2_000);
     const s = await state(url);
     const ids = s.actors.map((a) => a.id);
     expect(ids).toEqual(expect.arrayContaining(['runtime', 'bus', 'breaker.sms', 'queue.sync', 'saga.pay.s1']));
@@ -125,7 +118,7 @@ describe('attachViewer', () => {
       await rt.start();
       await rt.stop();
     }
-    await until(async () => (await state(url)).actors.every((a) => a.status !== 'active'));
+    await until(async () => (await state(url)).actors.every((a) => a.status !== 'active'), 2_000);
     const s = await state(url);
     expect(s.runtimes.map((r) => r.label)).toEqual(['rt1', 'rt2']);
     expect(s.runtimes.every((r) => r.status === 'stopped')).toBe(true);
