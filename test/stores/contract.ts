@@ -7,6 +7,21 @@ import { TestClock } from '../../src/testing/index.js';
 /** Makes a fresh, unopened store; `cleanup` removes whatever it left behind. */
 export type StoreFactory = () => { store: Store; cleanup?: () => void | Promise<void> };
 
+/** Opens a fresh store from `factory` before each test and closes and cleans it after; read it with the getter. */
+export function openedStore(factory: StoreFactory): () => Store {
+  let store: Store;
+  let cleanup: (() => void | Promise<void>) | undefined;
+  beforeEach(async () => {
+    ({ store, cleanup } = factory());
+    await store.open();
+  });
+  afterEach(async () => {
+    await store.close();
+    await cleanup?.();
+  });
+  return () => store;
+}
+
 const Q = 'q';
 const task = (payload: unknown, runAt = 0, key?: string) => ({
   payload: JSON.stringify(payload),
@@ -21,16 +36,10 @@ const task = (payload: unknown, runAt = 0, key?: string) => ({
  */
 export function storeContract(name: string, factory: StoreFactory): void {
   describe(`store contract: ${name}`, () => {
+    const opened = openedStore(factory);
     let store: Store;
-    let cleanup: (() => void | Promise<void>) | undefined;
-
-    beforeEach(async () => {
-      ({ store, cleanup } = factory());
-      await store.open();
-    });
-    afterEach(async () => {
-      await store.close();
-      await cleanup?.();
+    beforeEach(() => {
+      store = opened();
     });
 
     const claim = (now: number, limit = 10, token = `t${now}`) =>

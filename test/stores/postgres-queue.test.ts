@@ -1,18 +1,9 @@
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { createRuntime, KeelError, memoryStore, postgresStore, type Runtime } from '../../src/index.js';
-import { dropSchema, PG_URL, pgAvailable, uniqueSchema, withClient } from '../fixtures/pg.js';
+import { freshSchemas, PG_URL, pgAvailable, withClient } from '../fixtures/pg.js';
 import { until } from '../fixtures/wait.js';
 
-const schemas: string[] = [];
-const fresh = (tag = 'q') => {
-  const schema = uniqueSchema(tag);
-  schemas.push(schema);
-  return schema;
-};
-afterAll(async () => {
-  if (!pgAvailable) return;
-  for (const s of schemas.splice(0)) await dropSchema(s);
-});
+const fresh = freshSchemas('q');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

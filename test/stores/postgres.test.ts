@@ -1,20 +1,11 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRuntime, KeelError, postgresStore } from '../../src/index.js';
 import { postgresMigrations } from '../../src/stores/postgresMigrations.js';
-import { dropSchema, PG_URL, pgAvailable, uniqueSchema, withClient } from '../fixtures/pg.js';
+import { freshSchemas, PG_URL, pgAvailable, withClient } from '../fixtures/pg.js';
 import { storeContract } from './contract.js';
 import { sagaStoreContract } from './sagaContract.js';
 
-const schemas: string[] = [];
-const fresh = (tag = 'c') => {
-  const schema = uniqueSchema(tag);
-  schemas.push(schema);
-  return schema;
-};
-afterAll(async () => {
-  if (!pgAvailable) return;
-  for (const s of schemas.splice(0)) await dropSchema(s);
-});
+const fresh = freshSchemas('c');
 
 describe.skipIf(!pgAvailable)('postgres', () => {
   storeContract('postgres', () => ({ store: postgresStore({ connectionString: PG_URL, schema: fresh() }) }));

@@ -1,7 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { SagaRecord } from '../../src/stores/sagaStore.js';
 import type { Store } from '../../src/stores/store.js';
-import type { StoreFactory } from './contract.js';
+import { openedStore, type StoreFactory } from './contract.js';
 
 const record = (over: Partial<SagaRecord> = {}): SagaRecord => ({
   saga: 'checkout',
@@ -20,15 +20,10 @@ const record = (over: Partial<SagaRecord> = {}): SagaRecord => ({
 /** The saga half of the store contract: every store keeps saga records the same way. */
 export function sagaStoreContract(name: string, factory: StoreFactory): void {
   describe(`saga store contract: ${name}`, () => {
+    const opened = openedStore(factory);
     let store: Store;
-    let cleanup: (() => void | Promise<void>) | undefined;
-    beforeEach(async () => {
-      ({ store, cleanup } = factory());
-      await store.open();
-    });
-    afterEach(async () => {
-      await store.close();
-      await cleanup?.();
+    beforeEach(() => {
+      store = opened();
     });
 
     it('saves, loads and replaces a record by saga and id', async () => {
