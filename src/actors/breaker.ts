@@ -3,7 +3,7 @@ import type { BreakerEvent, BreakerState, breakerMachine } from '../machines/bre
 import { CallTimeoutError, CircuitOpenError } from '../runtime/breakerErrors.js';
 import type { Clock } from '../runtime/clock.js';
 import { KeelError } from '../runtime/errors.js';
-import { type Deadline, Deadlines } from './breakerDeadlines.js';
+import { type Deadline, Deadlines, UNSTAMPED } from './breakerDeadlines.js';
 import type { ResolvedBreakerOptions } from './breakerOptions.js';
 
 /** The breaker's actor. */
@@ -42,12 +42,13 @@ class TimedCall implements Deadline {
   prev: Deadline | undefined = undefined;
   next: Deadline | undefined = undefined;
   done = false;
+  /** Set by `Deadlines.add`. */
+  deadline = UNSTAMPED;
   resolve!: (value: any) => void;
   reject!: (error: unknown) => void;
 
   constructor(
     readonly breaker: GuardedCalls,
-    readonly deadline: number,
     readonly trial: boolean,
     readonly period: number,
     readonly controller: AbortController | undefined,
@@ -211,13 +212,13 @@ export class GuardedCalls {
     if (timeoutMs === 0) return this.runUntimed(fn, trial, this.period);
     // An AbortSignal costs ~3 µs to create (Node 20), ten times the rest of a call: only when fn takes one.
     const controller = this.wantsSignal(fn) ? new AbortController() : undefined;
-    const call = new TimedCall(this, this.clock.now() + timeoutMs, trial, this.period, controller);
+    const call = new TimedCall(this, trial, this.period, controller);
     if (trial) (this.trialCalls ??= []).push(call);
     const promise = new Promise<T>((resolve, reject) => {
       call.resolve = resolve;
       call.reject = reject;
     });
-    (this.deadlines ??= new Deadlines(this.clock)).add(call);
+    (this.deadlines ??= new Deadlines(this.clock, timeoutMs)).add(call);
     let result: T | PromiseLike<T>;
     try {
       result = fn(controller ? controller.signal : NEVER);
@@ -334,10 +335,14 @@ export class GuardedCalls {
   private trialSlotFreesIn(): number {
     // No timeout: nothing bounds a trial, so suggest the base open period.
     if (this.options.callTimeoutMs === 0) return this.options.resetTimeoutMs;
+    if (!this.trialCalls || this.trialCalls.length === 0) return 1;
+    const now = this.clock.now();
     let earliest = Number.POSITIVE_INFINITY;
-    for (const t of this.trialCalls ?? []) earliest = Math.min(earliest, t.deadline);
-    if (earliest === Number.POSITIVE_INFINITY) return 1;
-    return Math.max(1, Math.min(this.options.resetTimeoutMs, earliest - this.clock.now()));
+    // An unstamped trial started in this turn: its deadline is at least now + callTimeoutMs.
+    for (const t of this.trialCalls) {
+      earliest = Math.min(earliest, t.deadline === UNSTAMPED ? now + this.options.callTimeoutMs : t.deadline);
+    }
+    return Math.max(1, Math.min(this.options.resetTimeoutMs, earliest - now));
   }
 
   private current(): Snapshot {

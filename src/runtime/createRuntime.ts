@@ -273,6 +273,9 @@ function checkClock(clock: unknown): void {
   ) {
     throw invalidOptions('createRuntime', 'clock', 'must have now(), setTimeout() and clearTimeout()');
   }
+  if (c.afterTurn !== undefined && typeof c.afterTurn !== 'function') {
+    throw invalidOptions('createRuntime', 'clock.afterTurn', 'must be a function when given');
+  }
 }
 
 /** Creates a keel runtime. Nothing runs until `start()`; `stop()` releases every timer and handle. */

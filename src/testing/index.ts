@@ -6,4 +6,4 @@ export type { ModelPath, ModelStep, Plan, PlanOptions } from './paths.js';
 export { defaultSerializeState, planPaths } from './paths.js';
 export type { Driver } from './replay.js';
 export { PathMismatchError, replayPath } from './replay.js';
-export { settle, TestClock } from './testClock.js';
+export { settle, TestClock, type TestClockOptions } from './testClock.js';

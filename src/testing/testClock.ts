@@ -13,6 +13,16 @@ export function settle(turns = 3): Promise<void> {
   return p;
 }
 
+/** Options of a `TestClock`. */
+export interface TestClockOptions {
+  /**
+   * Simulate the ends of event-loop turns (`Clock.afterTurn`) like the system
+   * clock does: work queued for a turn's end runs on `endTurn()`, and before
+   * time moves in `advance()`. Off: the clock has no `afterTurn`.
+   */
+  turns?: boolean;
+}
+
 /**
  * A simulated clock for tests: time moves only on `advance`, which fires due
  * timers in order and lets promise chains settle between them.
@@ -21,9 +31,20 @@ export class TestClock implements Clock {
   private time: number;
   private nextId = 1;
   private timers: Timer[] = [];
+  private turnEnds: (() => void)[] = [];
+  /** Present only with `{ turns: true }`. */
+  readonly afterTurn?: (fn: () => void) => void;
 
-  constructor(start = 0) {
+  constructor(start = 0, options: TestClockOptions = {}) {
     this.time = start;
+    if (options.turns) this.afterTurn = (fn) => void this.turnEnds.push(fn);
+  }
+
+  /** Ends the current simulated turn: runs the work queued with `afterTurn`, in order. */
+  endTurn(): void {
+    const due = this.turnEnds;
+    this.turnEnds = [];
+    for (const fn of due) fn();
   }
 
   now(): number {
@@ -55,6 +76,7 @@ export class TestClock implements Clock {
   async advance(ms: number): Promise<void> {
     const until = this.time + ms;
     await settle();
+    this.endTurn();
     for (;;) {
       let next: Timer | undefined;
       for (const t of this.timers)
@@ -64,6 +86,7 @@ export class TestClock implements Clock {
       this.time = Math.max(this.time, next.at);
       next.fn();
       await settle();
+      this.endTurn();
     }
     this.time = until;
   }

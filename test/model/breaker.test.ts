@@ -78,8 +78,8 @@ const topicOf: Record<string, string> = {
  * simulated clock), trials are real calls to a fake service held open until
  * the path resolves or rejects them.
  */
-function driverFor(failWith: 'rejection' | 'timeout'): { driver: Driver; rt: Runtime } {
-  const clock = new TestClock();
+function driverFor(failWith: 'rejection' | 'timeout', turns = false): { driver: Driver; rt: Runtime } {
+  const clock = new TestClock(0, { turns });
   const rt = createRuntime({ clock });
   runtimes.push(rt);
   const callTimeoutMs = failWith === 'timeout' ? 50 : 0;
@@ -195,6 +195,14 @@ describe('breaker machine, from its graph', () => {
   describe.each(['rejection', 'timeout'] as const)('failures by %s', (failWith) => {
     it.each(plan.paths.map((p) => [p.description, p]))('%s', async (_name, path) => {
       const { driver } = driverFor(failWith);
+      await replayPath(path, driver);
+    });
+  });
+
+  // Deadlines stamped once per event-loop turn (the system clock's way) instead of at each call.
+  describe('failures by timeout, deadlines stamped at the end of each turn', () => {
+    it.each(plan.paths.map((p) => [p.description, p]))('%s', async (_name, path) => {
+      const { driver } = driverFor('timeout', true);
       await replayPath(path, driver);
     });
   });

@@ -10,7 +10,8 @@ type Op =
   | { op: 'settle'; outcome: Outcome }
   | { op: 'advance'; ms: number }
   | { op: 'isolate' }
-  | { op: 'reset' };
+  | { op: 'reset' }
+  | { op: 'turn' };
 
 interface Options {
   failureThreshold: number;
@@ -187,6 +188,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ op: fc.constant('advance' as const), ms: fc.integer({ min: 1, max: 400 }) }) },
   { weight: 1, arbitrary: fc.constant({ op: 'isolate' as const }) },
   { weight: 1, arbitrary: fc.constant({ op: 'reset' as const }) },
+  { weight: 2, arbitrary: fc.constant({ op: 'turn' as const }) },
 );
 
 class Ignored extends Error {}
@@ -197,8 +199,12 @@ interface RealHeld {
   ref: Held;
 }
 
-async function check(o: Options, ops: Op[]): Promise<void> {
-  const clock = new TestClock();
+/**
+ * `turns`: the clock simulates event-loop turn ends, so deadlines are stamped
+ * when a turn ends (op `turn`, or before time moves) instead of at each call.
+ */
+async function check(o: Options, turns: boolean, ops: Op[]): Promise<void> {
+  const clock = new TestClock(0, { turns });
   const rt = createRuntime({ clock });
   try {
     const options: BreakerOptions = { ...o, isFailure: (e) => !(e instanceof Ignored) };
@@ -283,6 +289,9 @@ async function check(o: Options, ops: Op[]): Promise<void> {
           sms.reset();
           ref.reset();
           break;
+        case 'turn':
+          clock.endTurn();
+          break;
       }
       expect(sms.state, where).toBe(ref.mode);
     }
@@ -297,9 +306,10 @@ async function check(o: Options, ops: Op[]): Promise<void> {
 
 describe('breaker decisions equal a reference model', () => {
   it('for random options and random sequences of calls, outcomes, timeouts and clock advances', async () => {
-    await fc.assert(fc.asyncProperty(optionsArb, fc.array(opArb, { minLength: 1, maxLength: 60 }), check), {
-      numRuns: 500,
-    });
+    await fc.assert(
+      fc.asyncProperty(optionsArb, fc.boolean(), fc.array(opArb, { minLength: 1, maxLength: 60 }), check),
+      { numRuns: 500 },
+    );
   });
 
   it('opens and half-opens exactly like the reference in a long failing streak', async () => {
@@ -317,6 +327,7 @@ describe('breaker decisions equal a reference model', () => {
     };
     const ops: Op[] = [];
     for (let i = 0; i < 10; i++) ops.push({ op: 'call', outcome: 'timeout' }, { op: 'advance', ms: 35 });
-    await check(o, ops);
+    await check(o, false, ops);
+    await check(o, true, ops);
   });
 });

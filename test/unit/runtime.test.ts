@@ -135,6 +135,7 @@ describe('runtime options', () => {
     [{ store: {} }, 'store'],
     [{ store: 'sqlite' }, 'store'],
     [{ clock: { now: () => 0 } }, 'clock'],
+    [{ clock: { now: () => 0, setTimeout: () => 0, clearTimeout: () => {}, afterTurn: 1 } }, 'clock.afterTurn'],
     [{ inspect: 42 }, 'inspect'],
   ])('rejects %j with INVALID_OPTIONS naming %s', (options, name) => {
     try {
