@@ -103,11 +103,17 @@ describe.skipIf(!pgAvailable)('three processes share one Postgres queue while on
     const stuck =
       stats.active > 0
         ? await withClient((c) =>
-            c.query(`SELECT id, attempt, lease_until, updated_at FROM "${schema}".tasks WHERE state = 'active'`),
+            c.query(
+              `SELECT id, payload, attempt, lease_token, lease_until, updated_at FROM "${schema}".tasks WHERE state = 'active'`,
+            ),
           )
         : undefined;
     await store.close();
-    expect(stats, `still active at ${Date.now()}: ${JSON.stringify(stuck?.rows)}`).toEqual({
+    const stuckDeliveries = stuck?.rows.map((r: { payload: string }) => deliveries.get(JSON.parse(r.payload).n));
+    expect(
+      stats,
+      `still active at ${Date.now()}: ${JSON.stringify(stuck?.rows)}; deliveries ${JSON.stringify(stuckDeliveries)}; victim ${victim.proc.pid} killed at ${killedAt}`,
+    ).toEqual({
       pending: 0,
       active: 0,
       retrying: 0,

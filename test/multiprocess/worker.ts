@@ -11,7 +11,8 @@ import { createRuntime, postgresStore } from '../../src/index.js';
 const [connectionString, schema, leaseMs] = process.argv.slice(2);
 const rt = createRuntime({
   store: postgresStore({ connectionString: connectionString!, schema: schema!, poolSize: 4 }),
-  onError: () => {},
+  // On stderr (inherited by the test): a failing run then shows what went wrong in which process.
+  onError: (error, detail) => process.stderr.write(`worker ${process.pid}: ${detail}: ${String(error)}\n`),
 });
 const pid = process.pid;
 rt.queue('mp', {

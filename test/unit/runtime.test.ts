@@ -131,7 +131,7 @@ describe('runtime lifecycle', () => {
 });
 
 describe('runtime options', () => {
-  it.each([
+  it.each<[unknown, string]>([
     [{ store: {} }, 'store'],
     [{ store: 'sqlite' }, 'store'],
     [{ clock: { now: () => 0 } }, 'clock'],
