@@ -6,6 +6,7 @@ import { type SagaRow, sagaRecord as toRecord } from './sqlRows.js';
 function statements(s: string) {
   return {
     // Many saves in one statement; `owner` is this store's id, so another runtime can tell whose saga it is.
+    // Saves, renewals and releases lock saga rows in (saga, id) order, so they queue up instead of deadlocking.
     save: `
       INSERT INTO ${s}.sagas (saga, id, version, status, state, context, attempt, not_before, created_at, updated_at,
         owner, owner_until)
@@ -15,6 +16,7 @@ function statements(s: string) {
       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::bigint[],
         $9::bigint[], $10::bigint[])
         AS r(saga, id, version, status, state, context, attempt, not_before, created_at, updated_at)
+      ORDER BY r.saga, r.id
       ON CONFLICT (saga, id) DO UPDATE SET version = excluded.version, status = excluded.status,
         state = excluded.state, context = excluded.context, attempt = excluded.attempt,
         not_before = excluded.not_before, updated_at = excluded.updated_at,
@@ -37,12 +39,14 @@ function statements(s: string) {
       FROM picked WHERE t.saga = picked.saga AND t.id = picked.id
       RETURNING t.*`,
     renew: `
-      UPDATE ${s}.sagas SET owner_until = $4
-      WHERE saga = $1 AND id = ANY($2::text[]) AND owner = $3 AND status IN ('running', 'compensating')
-      RETURNING id`,
+      WITH locked AS (SELECT id FROM ${s}.sagas WHERE saga = $1 AND id = ANY($2::text[]) ORDER BY id FOR UPDATE)
+      UPDATE ${s}.sagas t SET owner_until = $4 FROM locked
+      WHERE t.saga = $1 AND t.id = locked.id AND t.owner = $3 AND t.status IN ('running', 'compensating')
+      RETURNING t.id`,
     release: `
-      UPDATE ${s}.sagas SET owner = NULL, owner_until = NULL
-      WHERE saga = $1 AND id = ANY($2::text[]) AND owner = $3`,
+      WITH locked AS (SELECT id FROM ${s}.sagas WHERE saga = $1 AND id = ANY($2::text[]) ORDER BY id FOR UPDATE)
+      UPDATE ${s}.sagas t SET owner = NULL, owner_until = NULL FROM locked
+      WHERE t.saga = $1 AND t.id = locked.id AND t.owner = $3`,
   };
 }
 

@@ -23,13 +23,14 @@ const SHARDS = 16;
 function statements(s: string, channel: string) {
   return {
     // Input rows carry a pre-drawn id: the result maps back to the request order without trusting RETURNING's order.
+    // Rows go in key order: two batches waiting on each other's uncommitted keys then wait in one order, not in a cycle.
     enqueue: `
       WITH input AS (
         SELECT i.ord, i.payload, i.key, i.run_at, nextval('${s}.tasks_id_seq') AS new_id
         FROM unnest($2::text[], $3::text[], $4::bigint[]) WITH ORDINALITY AS i(payload, key, run_at, ord)),
       ins AS (
         INSERT INTO ${s}.tasks (id, queue, state, key, payload, attempt, run_at, created_at, updated_at)
-        SELECT new_id, $1, 'pending', key, payload, 0, run_at, $5, $5 FROM input ORDER BY ord
+        SELECT new_id, $1, 'pending', key, payload, 0, run_at, $5, $5 FROM input ORDER BY key, ord
         ON CONFLICT (queue, key) WHERE key IS NOT NULL AND ${LIVE} DO NOTHING
         RETURNING id)
       SELECT input.ord, ins.id AS inserted, live.id AS existing,
@@ -54,19 +55,25 @@ function statements(s: string, channel: string) {
       RETURNING t.id, t.payload, t.attempt, t.key, t.run_at`,
     // \`t.id = ANY\` and \`state || ''\` keep the planner on the primary key: the queue's statistics are often
     // missing or stale (a fresh or busy table), and a partial index it then prefers makes the join O(n * batch).
+    // Every statement that waits for task row locks takes them in id order first (the locked CTE), and lease
+    // expiry skips locked rows: statements of several processes on the same rows then queue up, never deadlock.
     renew: `
+      WITH locked AS (
+        SELECT id FROM ${s}.tasks WHERE id = ANY($2::bigint[]) AND queue = $1 ORDER BY id FOR UPDATE)
       UPDATE ${s}.tasks t SET lease_until = $4, updated_at = $5
-      FROM unnest($2::bigint[], $3::text[]) AS l(id, token)
-      WHERE t.id = ANY($2::bigint[]) AND t.id = l.id AND t.queue = $1 AND t.state || '' = 'active'
+      FROM unnest($2::bigint[], $3::text[]) AS l(id, token), locked k
+      WHERE t.id = ANY($2::bigint[]) AND t.id = l.id AND t.id = k.id AND t.queue = $1 AND t.state || '' = 'active'
         AND t.lease_token = l.token
       RETURNING t.id`,
     settle: `
       WITH o AS (
         SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[])
           AS o(id, token, kind, run_at, error)),
+      locked AS (
+        SELECT id FROM ${s}.tasks WHERE id = ANY($2::bigint[]) AND queue = $1 ORDER BY id FOR UPDATE),
       done AS (
-        DELETE FROM ${s}.tasks t USING o
-        WHERE t.id = ANY($9::bigint[]) AND o.kind = 'succeeded' AND t.id = o.id AND t.queue = $1
+        DELETE FROM ${s}.tasks t USING o, locked k
+        WHERE t.id = ANY($9::bigint[]) AND o.kind = 'succeeded' AND t.id = o.id AND t.id = k.id AND t.queue = $1
           AND t.state || '' = 'active' AND t.lease_token = o.token
         RETURNING t.id),
       moved AS (
@@ -76,23 +83,30 @@ function statements(s: string, channel: string) {
           attempt = CASE WHEN o.kind = 'released' THEN greatest(t.attempt - 1, 0) ELSE t.attempt END,
           last_error = CASE WHEN o.kind = 'released' THEN t.last_error ELSE o.error END,
           lease_token = NULL, lease_until = NULL, updated_at = $7
-        FROM o
-        WHERE t.id = ANY($10::bigint[]) AND o.kind <> 'succeeded' AND t.id = o.id AND t.queue = $1
+        FROM o, locked k
+        WHERE t.id = ANY($10::bigint[]) AND o.kind <> 'succeeded' AND t.id = o.id AND t.id = k.id AND t.queue = $1
           AND t.state || '' = 'active' AND t.lease_token = o.token
         RETURNING t.id),
+      -- The count row is locked last: reading all of locked first keeps the lock order rows, then count.
       counted AS (
         INSERT INTO ${s}.queue_counts (queue, shard, succeeded)
-        SELECT $1, $8, count(*) FROM done HAVING count(*) > 0
+        SELECT $1, $8, d.n FROM (SELECT count(*) AS n FROM done) d, (SELECT count(*) FROM locked) k
+        WHERE d.n > 0
         ON CONFLICT (queue, shard) DO UPDATE SET succeeded = ${s}.queue_counts.succeeded + excluded.succeeded)
       SELECT id FROM done UNION ALL SELECT id FROM moved`,
+    // A row locked by its holder (settling or renewing it) is left for the next reap.
     expire: `
-      UPDATE ${s}.tasks SET
-        state = CASE WHEN attempt < $3::bigint THEN 'pending' ELSE 'dead' END,
-        run_at = CASE WHEN attempt < $3::bigint THEN $2 ELSE run_at END,
-        last_error = CASE WHEN attempt < $3::bigint THEN last_error ELSE 'lease expired on attempt ' || attempt END,
+      WITH due AS (
+        SELECT id FROM ${s}.tasks WHERE queue = $1 AND state = 'active' AND lease_until <= $2
+        FOR UPDATE SKIP LOCKED)
+      UPDATE ${s}.tasks t SET
+        state = CASE WHEN t.attempt < $3::bigint THEN 'pending' ELSE 'dead' END,
+        run_at = CASE WHEN t.attempt < $3::bigint THEN $2 ELSE t.run_at END,
+        last_error = CASE WHEN t.attempt < $3::bigint THEN t.last_error
+          ELSE 'lease expired on attempt ' || t.attempt END,
         lease_token = NULL, lease_until = NULL, updated_at = $2
-      WHERE queue = $1 AND state = 'active' AND lease_until <= $2
-      RETURNING id, state`,
+      FROM due WHERE t.id = due.id
+      RETURNING t.id, t.state`,
     nextDue: `
       SELECT (SELECT min(run_at) FROM ${s}.tasks WHERE queue = $1 AND state IN ('pending', 'retrying')) AS due,
              (SELECT min(lease_until) FROM ${s}.tasks WHERE queue = $1 AND state = 'active') AS lease`,
