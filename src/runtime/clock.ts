@@ -15,12 +15,30 @@ export interface Clock {
   afterTurn?(fn: () => void): void;
 }
 
-/** The real clock: `Date.now`, Node timers, and `setImmediate` for the end of a turn. */
+let turnEnds: (() => void)[] = [];
+
+// One immediate per turn for every caller (10,000 breakers called in one turn need not queue 10,000).
+function endTurn(): void {
+  const due = turnEnds;
+  turnEnds = [];
+  let failure: { error: unknown } | undefined;
+  for (const fn of due) {
+    try {
+      fn();
+    } catch (error) {
+      failure ??= { error };
+    }
+  }
+  // As a throwing setImmediate callback would: after the others ran.
+  if (failure) throw failure.error;
+}
+
+/** The real clock: `Date.now`, Node timers, and one `setImmediate` for the end of each turn. */
 export const systemClock: Clock = {
   now: Date.now,
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
   afterTurn: (fn) => {
-    setImmediate(fn);
+    if (turnEnds.push(fn) === 1) setImmediate(endTurn);
   },
 };

@@ -1,0 +1,41 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { systemClock } from '../../src/runtime/clock.js';
+
+describe('systemClock.afterTurn', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('runs every callback of a turn once the turn ended, in order, with one setImmediate', async () => {
+    const immediates = vi.spyOn(globalThis, 'setImmediate');
+    const log: string[] = [];
+    for (let i = 0; i < 5; i++) systemClock.afterTurn?.(() => log.push(`end ${i}`));
+    await Promise.resolve();
+    log.push('microtask');
+    expect(immediates).toHaveBeenCalledTimes(1);
+    await new Promise((r) => setImmediate(r));
+    expect(log).toEqual(['microtask', 'end 0', 'end 1', 'end 2', 'end 3', 'end 4']);
+
+    // The next turn gets its own.
+    systemClock.afterTurn?.(() => log.push('next'));
+    await new Promise((r) => setImmediate(r));
+    expect(log.at(-1)).toBe('next');
+  });
+
+  it('a throwing callback does not keep the others from running; its error is thrown after them', () => {
+    let scheduled: (() => void) | undefined;
+    vi.spyOn(globalThis, 'setImmediate').mockImplementation(((fn: () => void) => {
+      scheduled = fn;
+      return {} as NodeJS.Immediate;
+    }) as typeof setImmediate);
+    const log: string[] = [];
+    systemClock.afterTurn?.(() => log.push('a'));
+    systemClock.afterTurn?.(() => {
+      throw new Error('boom');
+    });
+    systemClock.afterTurn?.(() => log.push('c'));
+    expect(scheduled).toBeDefined();
+    expect(() => scheduled?.()).toThrow('boom');
+    expect(log).toEqual(['a', 'c']);
+  });
+});
