@@ -59,6 +59,8 @@ export class EventBus<E extends EventMap = Record<string, any>> implements Bus<E
   /** Publishes made during a delivery, four slots each: subscriptions, topic, payload, envelope. */
   private readonly backlog: unknown[] = [];
   private isOpen = true;
+  /** Unsubscribe functions of actors subscribed through `bus.subscribe` events, by actor and topic. */
+  private readonly actorSubs = new WeakMap<AnyActorRef, Map<string, () => void>>();
 
   constructor(
     private readonly clock: Pick<Clock, 'now'>,
@@ -138,10 +140,9 @@ export class EventBus<E extends EventMap = Record<string, any>> implements Bus<E
     };
     if (ref) {
       const watch = ref.subscribe({ complete: off, error: off });
-      const plainOff = off;
       return () => {
         watch.unsubscribe();
-        plainOff();
+        off();
       };
     }
     return off;
@@ -167,8 +168,6 @@ export class EventBus<E extends EventMap = Record<string, any>> implements Bus<E
     offs.set(topic, this.subscribe(topic, ref));
   }
 
-  private readonly actorSubs = new WeakMap<AnyActorRef, Map<string, () => void>>();
-
   /** Stops all delivery: later publishes reach nobody. */
   seal(): void {
     this.isOpen = false;
@@ -176,11 +175,11 @@ export class EventBus<E extends EventMap = Record<string, any>> implements Bus<E
 
   /** @internal called for a handler that threw or rejected on a publish of `type`. */
   fail(sub: Subscription, type: string, error: unknown): void {
-    const failure: HandlerFailure = { type, error, subscription: { id: sub.seq, topic: sub.topic } };
     if (type === 'bus.handler.failed') {
       this.report(error, `a 'bus.handler.failed' handler (subscription ${sub.seq} on '${sub.topic}') failed`);
       return;
     }
+    const failure: HandlerFailure = { type, error, subscription: { id: sub.seq, topic: sub.topic } };
     this.publish('bus.handler.failed' as keyof E & string, failure as E[keyof E & string]);
   }
 }
