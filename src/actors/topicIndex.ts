@@ -43,21 +43,17 @@ export class TopicIndex<S extends Indexed> {
   /** Adds a subscription; throws `INVALID_TOPIC` for a bad pattern. */
   add(pattern: string, sub: S): void {
     const tokens = parsePattern(pattern);
-    if (!tokens.includes('*') && !tokens.includes('>')) {
+    if (isExact(tokens)) {
       const list = this.exact.get(pattern);
       this.exact.set(pattern, list ? [...list, sub] : [sub]);
     } else {
+      const rest = endsWithRest(tokens);
       let node = this.root;
-      for (const token of tokens) {
-        if (token === '>') {
-          node.rest = [...node.rest, sub];
-          this.wildcards++;
-          this.cache.clear();
-          return;
-        }
+      for (const token of rest ? tokens.slice(0, -1) : tokens) {
         node = token === '*' ? (node.star ??= newNode()) : child(node, token);
       }
-      node.here = [...node.here, sub];
+      if (rest) node.rest = [...node.rest, sub];
+      else node.here = [...node.here, sub];
       this.wildcards++;
     }
     this.cache.clear();
@@ -66,26 +62,23 @@ export class TopicIndex<S extends Indexed> {
   /** Removes a subscription added with the same pattern; a no-op when absent. */
   remove(pattern: string, sub: S): void {
     const tokens = parsePattern(pattern);
-    if (!tokens.includes('*') && !tokens.includes('>')) {
+    if (isExact(tokens)) {
       const list = this.exact.get(pattern);
       if (!list?.includes(sub)) return;
       const left = list.filter((s) => s !== sub);
       if (left.length === 0) this.exact.delete(pattern);
       else this.exact.set(pattern, left);
     } else {
-      const path: TrieNode<S>[] = [this.root];
+      const rest = endsWithRest(tokens);
       let node: TrieNode<S> | undefined = this.root;
-      for (const token of tokens) {
-        if (token === '>') break;
+      for (const token of rest ? tokens.slice(0, -1) : tokens) {
         node = token === '*' ? node.star : node.children.get(token);
         if (!node) return;
-        path.push(node);
       }
-      const ends = tokens[tokens.length - 1] === '>';
-      const list = ends ? node.rest : node.here;
+      const list = rest ? node.rest : node.here;
       if (!list.includes(sub)) return;
       const left = list.filter((s) => s !== sub);
-      if (ends) node.rest = left;
+      if (rest) node.rest = left;
       else node.here = left;
       this.wildcards--;
     }
@@ -104,8 +97,8 @@ export class TopicIndex<S extends Indexed> {
     } else {
       found = exact ? [...exact] : [];
       collect(this.root, tokens, 0, found);
-      if (exact && found.length > exact.length) found.sort(bySeq);
-      else if (!exact) found.sort(bySeq);
+      // The exact list is in order already; only wildcard matches need sorting in.
+      if (found.length > (exact?.length ?? 0)) found.sort(bySeq);
     }
     const route: Route<S> = { subs: found, wantsEvent: found.some((s) => s.wantsEvent) };
     if (this.cache.size >= MAX_CACHED_TOPICS) this.cache.clear();
@@ -119,14 +112,16 @@ export class TopicIndex<S extends Indexed> {
     for (const list of this.exact.values()) n += list.length;
     return n;
   }
+}
 
-  /** Every subscription held, in subscription order. */
-  all(): S[] {
-    const out: S[] = [];
-    for (const list of this.exact.values()) out.push(...list);
-    walk(this.root, out);
-    return out.sort(bySeq);
-  }
+/** A pattern without wildcards: it lives in the exact map. */
+function isExact(tokens: string[]): boolean {
+  return !tokens.includes('*') && !tokens.includes('>');
+}
+
+/** A `>` pattern (parsePattern allows `>` only last): it ends in the `rest` list of the node before it. */
+function endsWithRest(tokens: string[]): boolean {
+  return tokens[tokens.length - 1] === '>';
 }
 
 function newNode<S>(): TrieNode<S> {
@@ -152,12 +147,6 @@ function collect<S>(node: TrieNode<S>, tokens: string[], i: number, out: S[]): v
   const next = node.children.get(tokens[i] as string);
   if (next) collect(next, tokens, i + 1, out);
   if (node.star) collect(node.star, tokens, i + 1, out);
-}
-
-function walk<S>(node: TrieNode<S>, out: S[]): void {
-  out.push(...node.here, ...node.rest);
-  for (const next of node.children.values()) walk(next, out);
-  if (node.star) walk(node.star, out);
 }
 
 function bySeq(a: Indexed, b: Indexed): number {
