@@ -37,18 +37,22 @@ export class MissingMarkersError extends Error {
   }
 }
 
-/** The text between the markers, or throws `MissingMarkersError`. */
-export function currentBlock(readme: string): string {
+/** Where the section starts (just after the start marker) and ends (at the end marker), or throws `MissingMarkersError`. */
+function section(readme: string): { start: number; end: number } {
   const start = readme.indexOf(START);
   const end = readme.indexOf(END);
   if (start < 0 || end < start) throw new MissingMarkersError();
-  return readme.slice(start + START.length, end).replace(/^\n/, '');
+  return { start: start + START.length, end };
+}
+
+/** The text between the markers, or throws `MissingMarkersError`. */
+export function currentBlock(readme: string): string {
+  const { start, end } = section(readme);
+  return readme.slice(start, end).replace(/^\n/, '');
 }
 
 /** The README with the diagram section replaced by `block`; the rest is left byte for byte. */
 export function withBlock(readme: string, block: string): string {
-  const start = readme.indexOf(START);
-  const end = readme.indexOf(END);
-  if (start < 0 || end < start) throw new MissingMarkersError();
-  return `${readme.slice(0, start + START.length)}\n${block}${readme.slice(end)}`;
+  const { start, end } = section(readme);
+  return `${readme.slice(0, start)}\n${block}${readme.slice(end)}`;
 }
