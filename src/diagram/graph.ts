@@ -104,7 +104,8 @@ function labelOf(event: string, node: AnyStateNode): string {
   return event;
 }
 
-function nameOf(x: unknown): string {
+/** The name of a guard or an action as written in the machine: its string, its `type`, or its function's name. */
+export function nameOf(x: unknown): string {
   if (typeof x === 'string') return x;
   if (typeof x === 'function') return x.name || 'inline';
   if (x && typeof x === 'object' && 'type' in x) return String((x as { type: unknown }).type);

@@ -1,5 +1,6 @@
 import type { AnyMachineSnapshot, AnyStateMachine, AnyStateNode, AnyTransitionDefinition } from 'xstate';
 import { getStateNodes } from 'xstate/graph';
+import { nameOf } from '../diagram/graph.js';
 
 /** How much of a machine a set of paths covers. */
 export interface Coverage {
@@ -28,16 +29,9 @@ export function transitionsOf(machine: AnyStateMachine): AnyTransitionDefinition
 
 /** A readable name for a transition: `breaker.closed --failure [isTripping]--> breaker.open`. */
 export function describeTransition(t: AnyTransitionDefinition): string {
-  const guard = t.guard ? ` [${guardName(t.guard)}]` : '';
+  const guard = t.guard ? ` [${nameOf(t.guard)}]` : '';
   const targets = t.target?.length ? t.target.map((n) => n.id).join(',') : '(stays)';
   return `${t.source.id} --${t.eventType || '(always)'}${guard}--> ${targets}`;
-}
-
-function guardName(guard: unknown): string {
-  if (typeof guard === 'string') return guard;
-  if (typeof guard === 'function') return guard.name || 'inline';
-  if (guard && typeof guard === 'object' && 'type' in guard) return String((guard as { type: unknown }).type);
-  return 'guard';
 }
 
 /** The state nodes a snapshot is in (the active configuration). */
