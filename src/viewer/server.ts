@@ -21,13 +21,13 @@ export interface ViewerServer {
 
 // The page, its script and its style ship with keel and are served from here: the viewer works offline.
 const asset = (name: string) => readFileSync(new URL(`./assets/${name}`, import.meta.url), 'utf8');
-const types: Record<string, string> = {
-  '/': 'text/html; charset=utf-8',
-  '/viewer.js': 'text/javascript; charset=utf-8',
-  '/viewer.css': 'text/css; charset=utf-8',
+/** What each asset path serves: the file in `assets/` and its content type. */
+const files: Record<string, { name: string; type: string }> = {
+  '/': { name: 'index.html', type: 'text/html; charset=utf-8' },
+  '/viewer.js': { name: 'viewer.js', type: 'text/javascript; charset=utf-8' },
+  '/viewer.css': { name: 'viewer.css', type: 'text/css; charset=utf-8' },
 };
 const LOCAL_HOST = /^(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/;
-const files: Record<string, string> = { '/': 'index.html', '/viewer.js': 'viewer.js', '/viewer.css': 'viewer.css' };
 
 /**
  * Serves the viewer: the page (`/`), its assets, the hub's current picture as
@@ -35,7 +35,9 @@ const files: Record<string, string> = { '/': 'index.html', '/viewer.js': 'viewer
  * full picture first, then every change).
  */
 export async function serveViewer(hub: ViewerHub, options: ServeOptions): Promise<ViewerServer> {
-  const bodies = Object.fromEntries(Object.entries(files).map(([path, name]) => [path, asset(name)]));
+  const bodies = Object.fromEntries(
+    Object.entries(files).map(([path, { name, type }]) => [path, { body: asset(name), type }]),
+  );
   const streams = new Set<ServerResponse>();
   let waiting: Array<() => void> = [];
   const loopback = (options.host ?? '127.0.0.1') === '127.0.0.1';
@@ -44,10 +46,10 @@ export async function serveViewer(hub: ViewerHub, options: ServeOptions): Promis
     if (req.method !== 'GET') return void res.writeHead(405).end();
     // A web page on another site can point its own name at 127.0.0.1 (DNS rebinding); only local names may read the actors.
     if (loopback && !LOCAL_HOST.test(req.headers.host ?? '')) return void res.writeHead(403).end('forbidden host');
-    const body = bodies[path];
-    if (body !== undefined) {
-      res.writeHead(200, { 'content-type': types[path] as string, 'cache-control': 'no-store' });
-      return void res.end(body);
+    const file = bodies[path];
+    if (file !== undefined) {
+      res.writeHead(200, { 'content-type': file.type, 'cache-control': 'no-store' });
+      return void res.end(file.body);
     }
     if (path === '/state') {
       res.writeHead(200, { 'content-type': 'application/json' });
