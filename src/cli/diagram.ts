@@ -4,9 +4,9 @@ import { toMermaid } from '../diagram/mermaid.js';
 import { parseCommand, UsageError } from './args.js';
 import type { Io } from './io.js';
 
-const names = catalog.map((e) => e.name).join('|');
+const names = catalog.map((e) => e.name);
 
-export const diagramHelp = `usage: keel diagram <${names}> [--format mermaid|json]
+export const diagramHelp = `usage: keel diagram <${names.join('|')}> [--format mermaid|json]
 
 Prints a machine as a Mermaid stateDiagram-v2, generated from the machine
 definition itself (the saga is the checkout example's machine).
@@ -25,9 +25,9 @@ export function diagramCommand(argv: string[], io: Io): number {
     return 0;
   }
   const name = args.positionals[0];
-  if (name === undefined) throw new UsageError(`keel diagram: which machine? one of ${names.replaceAll('|', ', ')}`);
+  if (name === undefined) throw new UsageError(`keel diagram: which machine? one of ${names.join(', ')}`);
   const entry = catalogEntry(name);
-  if (!entry) throw new UsageError(`keel diagram: unknown machine '${name}' (one of ${names.replaceAll('|', ', ')})`);
+  if (!entry) throw new UsageError(`keel diagram: unknown machine '${name}' (one of ${names.join(', ')})`);
   const format = args.values.format ?? 'mermaid';
   const graph = machineGraph(entry.machine);
   if (format === 'mermaid') io.out(toMermaid(graph));
