@@ -34,7 +34,7 @@
  * the runs is kept (`BENCH_VERBOSE=1` prints every run, `BENCH_TIME_MS` sets the
  * round length). `ratio` is keel / anchor: above 1 keel is faster; for heap rows
  * (`compareHeap`, `heapBytesPer`) the fields hold bytes and above 1 keel uses more.
- * Also here: `measure` (ops/s of one operation), `median`, `ratio`.
+ * Also here: `median`, `ratio`, `fmt`.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -69,7 +69,7 @@ export interface Results {
 /** An operation to measure: sync, or async when it returns a promise. */
 export type Op = () => unknown;
 
-/** Options of `compare` and `measure`. */
+/** Options of `compare` (and `measureInterleaved`). */
 export interface MeasureOptions {
   /** Measured rounds per contender; the median is kept. Default 5, minimum 3. */
   runs?: number;
@@ -198,8 +198,7 @@ function settings(options: MeasureOptions): { runs: number; timeMs: number; warm
 }
 
 async function contender(name: string, op: Op, options: MeasureOptions): Promise<Contender> {
-  const forceAsync = options.async;
-  let isAsync = forceAsync;
+  let isAsync = options.async;
   if (isAsync === undefined) {
     const first = op();
     isAsync = isPromiseLike(first);
@@ -239,12 +238,6 @@ export async function measureInterleaved(
   return new Map(all.map((c) => [c.name, median(c.samples)]));
 }
 
-/** Median ops/s of one operation on its own (no anchor). */
-export async function measure(op: Op, options: MeasureOptions = {}): Promise<number> {
-  const result = await measureInterleaved({ op }, options);
-  return result.get('op') as number;
-}
-
 /** Runs a keel case against its anchors, interleaved; one row per anchor. */
 export async function compare(c: Comparison): Promise<TableRow[]> {
   const keelName = '\u0000keel';
@@ -264,11 +257,6 @@ export async function compare(c: Comparison): Promise<TableRow[]> {
     if (target !== undefined) row.target = target;
     return row;
   });
-}
-
-/** True when the process runs with `--expose-gc` (`bench/run.ts` makes sure it does). */
-export function gcExposed(): boolean {
-  return typeof (globalThis as { gc?: unknown }).gc === 'function';
 }
 
 async function settle(): Promise<void> {
@@ -345,7 +333,8 @@ export async function compareHeap<T>(c: {
   return rows;
 }
 
-function fmt(n: number): string {
+/** A number for a table: `1.23M`, `45.6k`, `789`, `1.5`. */
+export function fmt(n: number): string {
   if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
   if (n >= 1e4) return `${(n / 1e3).toFixed(1)}k`;
   return n.toFixed(n >= 100 ? 0 : 1);

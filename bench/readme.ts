@@ -5,15 +5,9 @@
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Results, resultsDir } from './harness.js';
+import { fmt, type Results, resultsDir } from './harness.js';
 
 const order = ['bus', 'breaker', 'queue', 'queue-postgres', 'saga'];
-
-function fmt(n: number): string {
-  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
-  if (n >= 1e4) return `${(n / 1e3).toFixed(1)}k`;
-  return n >= 100 ? n.toFixed(0) : n.toFixed(1);
-}
 
 /** The markdown for every results file, in a fixed order. */
 export function benchMarkdown(dir = resultsDir): string {
