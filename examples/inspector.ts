@@ -17,20 +17,21 @@ import { createRuntime, NonRetryableError, type RuntimeOptions } from '../src/in
 /** How the runtime is watched: keel's viewer, or the Stately inspector. */
 function watching(stately: boolean, port: number | undefined): { options: RuntimeOptions; close(): void; url: string } {
   if (!stately) {
+    const at = port ?? 4400;
     // `viewer` serves the page from rt.start() to rt.stop().
-    const options = { viewer: { port: port ?? 4400 } } as RuntimeOptions;
-    return { options, close: () => {}, url: `http://127.0.0.1:${port ?? 4400}/` };
+    return { options: { viewer: { port: at } }, close: () => {}, url: `http://127.0.0.1:${at}/` };
   }
+  const at = port ?? 8080;
   // The relay serves a page that embeds the inspector UI from stately.ai and forwards our events to it.
-  const server = createInspectorServer({ port: port ?? 8080, autoOpen: false });
-  const inspector = createWebSocketInspector({ url: `ws://localhost:${port ?? 8080}` });
+  const server = createInspectorServer({ port: at, autoOpen: false });
+  const inspector = createWebSocketInspector({ url: `ws://localhost:${at}` });
   return {
     options: { inspect: inspector.inspect },
     close: () => {
       inspector.stop();
       server.stop();
     },
-    url: `http://localhost:${port ?? 8080}/`,
+    url: `http://localhost:${at}/`,
   };
 }
 
