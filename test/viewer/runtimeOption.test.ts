@@ -1,12 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRuntime, type Runtime } from '../../src/index.js';
-import type { Viewer } from '../../src/viewer/attach.js';
 import { watchNewRuntimes } from '../../src/viewer/hook.js';
 import type { ViewerMessage } from '../../src/viewer/hub.js';
-
-// Typed loosely so this file compiles with and without the `viewer` option in createRuntime.ts.
-const viewerOf = (rt: Runtime) => (rt as unknown as { viewer?: Viewer }).viewer;
-const withViewer = (viewer: unknown) => ({ viewer }) as Parameters<typeof createRuntime>[0];
 
 const runtimes: Runtime[] = [];
 afterEach(async () => {
@@ -15,12 +10,12 @@ afterEach(async () => {
 
 describe('createRuntime({ viewer })', () => {
   it('serves the viewer while the runtime runs, with sagas as visible actors', async () => {
-    const rt = createRuntime(withViewer({ port: 0 }));
+    const rt = createRuntime({ viewer: { port: 0 } });
     runtimes.push(rt);
     expect(rt.inspected).toBe(true);
     const saga = rt.saga('pay', { steps: [{ name: 'charge', run: async () => 1 }] });
     await rt.start();
-    const url = viewerOf(rt)?.url as string;
+    const url = rt.viewer?.url as string;
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
     await saga.execute({}, { id: 'p1' });
     await new Promise((r) => setTimeout(r, 60));
@@ -31,16 +26,16 @@ describe('createRuntime({ viewer })', () => {
   });
 
   it('refuses bad viewer options with INVALID_OPTIONS', () => {
-    expect(() => createRuntime(withViewer({ port: 1.5 }))).toThrow(
+    expect(() => createRuntime({ viewer: { port: 1.5 } })).toThrow(
       expect.objectContaining({ code: 'INVALID_OPTIONS' }),
     );
-    expect(() => createRuntime(withViewer('yes'))).toThrow(/viewer/);
+    expect(() => createRuntime({ viewer: 'yes' as never })).toThrow(/viewer/);
   });
 
   it('without viewer or watcher, a runtime is not inspected and has no viewer', () => {
     const rt = createRuntime();
     expect(rt.inspected).toBe(false);
-    expect(viewerOf(rt)).toBeUndefined();
+    expect(rt.viewer).toBeUndefined();
   });
 
   it('watchNewRuntimes sees every runtime created while it watches (and makes it inspected)', () => {
