@@ -73,7 +73,6 @@ describe('runtime lifecycle', () => {
     c.opening?.resolve();
     await second;
     expect(rt.state).toBe('running');
-    c.closing ?? undefined;
     const stopping = rt.stop();
     await settle();
     c.closing?.resolve();
@@ -181,29 +180,21 @@ describe('runtime actors', () => {
   });
 
   it('reports actor failures to onError, and to console.error when nobody listens', async () => {
-    const onError = vi.fn();
-    rt = createRuntime({ onError });
-    rt.spawn(
+    const failsAtStart = (message: string) =>
       createMachine({
         entry: () => {
-          throw new Error('at start');
+          throw new Error(message);
         },
-      }),
-      { id: 'early' },
-    );
+      });
+    const onError = vi.fn();
+    rt = createRuntime({ onError });
+    rt.spawn(failsAtStart('at start'), { id: 'early' });
     await settle();
     expect(onError).toHaveBeenCalledWith(expect.objectContaining({ message: 'at start' }), "actor 'early' failed");
 
     const quiet = createRuntime();
     const log = vi.spyOn(console, 'error').mockImplementation(() => {});
-    quiet.spawn(
-      createMachine({
-        entry: () => {
-          throw new Error('nobody listens');
-        },
-      }),
-      { id: 'lonely' },
-    );
+    quiet.spawn(failsAtStart('nobody listens'), { id: 'lonely' });
     await settle();
     expect(log).toHaveBeenCalledWith(
       "keel: actor 'lonely' failed:",
