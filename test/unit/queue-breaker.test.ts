@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createRuntime, type Runtime } from '../../src/index.js';
+import { createRuntime, type KeelError, type Runtime } from '../../src/index.js';
 import { settle, TestClock } from '../../src/testing/index.js';
 
 describe('queue guarded by a breaker', () => {
@@ -63,6 +63,55 @@ describe('queue guarded by a breaker', () => {
     await q.drain();
     expect(seen.sort()).toEqual(['a', 'b']);
     expect(await q.stats()).toMatchObject({ succeeded: 2, dead: 0 });
+  });
+
+  it("a timed-out breaker call aborts the handler's task.signal and fails the attempt", async () => {
+    const clock = new TestClock(0);
+    rt = createRuntime({ clock, onError: () => {} });
+    rt.breaker('svc', { callTimeoutMs: 50, failureThreshold: 100 });
+    const signals: AbortSignal[] = [];
+    const q = rt.queue('sync', {
+      breaker: 'svc',
+      retry: { initialDelayMs: 10, jitter: false, maxAttempts: 2 },
+      handler: (t) => {
+        signals.push(t.signal);
+        return new Promise(() => {});
+      },
+    });
+    await rt.start();
+    await q.enqueue('a');
+    await settle();
+    expect(signals).toHaveLength(1);
+    expect(signals[0]!.aborted).toBe(false);
+    await clock.advance(50);
+    expect(signals[0]!.aborted).toBe(true);
+    expect((signals[0]!.reason as KeelError).code).toBe('CALL_TIMEOUT');
+    await clock.advance(10 + 50);
+    expect(signals).toHaveLength(2);
+    expect((await q.dead())[0]!.error).toMatch(/CallTimeoutError/);
+  });
+
+  it("a guarded handler's task.signal still aborts when the runtime stops it", async () => {
+    const clock = new TestClock(0);
+    rt = createRuntime({ clock, onError: () => {} });
+    rt.breaker('svc', { callTimeoutMs: 10_000 });
+    const signals: AbortSignal[] = [];
+    const q = rt.queue('sync', {
+      breaker: 'svc',
+      graceMs: 100,
+      handler: (t) => {
+        signals.push(t.signal);
+        return new Promise(() => {});
+      },
+    });
+    await rt.start();
+    await q.enqueue('a');
+    await settle();
+    const stopped = rt.stop();
+    await clock.advance(100);
+    await stopped;
+    expect(signals).toHaveLength(1);
+    expect((signals[0]!.reason as KeelError).code).toBe('RUNTIME_STOPPED');
   });
 
   it('a CircuitOpenError from another breaker is an ordinary failure', async () => {

@@ -179,14 +179,7 @@ export class QueueEngine {
     this.waiters = [];
     for (const w of waiters) w(undefined);
     const now = this.o.clock.now();
-    for (let i = this.bufferHead; i < this.buffer.length; i++) {
-      const h = this.buffer[i]!;
-      h.state = 'released';
-      this.outbox.push({
-        held: h,
-        outcome: { kind: 'released', id: h.claimed.id, token: h.claimed.token, runAt: now },
-      });
-    }
+    for (let i = this.bufferHead; i < this.buffer.length; i++) this.release(this.buffer[i]!, now);
     this.buffer = [];
     this.bufferHead = 0;
     this.scheduleFlush();
@@ -207,18 +200,20 @@ export class QueueEngine {
     const now = this.o.clock.now();
     for (const h of this.held.values()) {
       if (h.state !== 'running') continue;
-      h.state = 'released';
+      this.release(h, now);
       const reason = new KeelError(
         'RUNTIME_STOPPED',
         `queue('${this.o.queue}'): the runtime stopped during the attempt`,
       );
       abort(h, reason);
       h.cut?.(reason);
-      this.outbox.push({
-        held: h,
-        outcome: { kind: 'released', id: h.claimed.id, token: h.claimed.token, runAt: now },
-      });
     }
+  }
+
+  /** Gives a held task back to pending (the attempt is not spent) with the next flush. */
+  private release(h: Held, now: number): void {
+    h.state = 'released';
+    this.outbox.push({ held: h, outcome: { kind: 'released', id: h.claimed.id, token: h.claimed.token, runAt: now } });
   }
 
   /** Stores the releases of `abortActive`. */
@@ -325,7 +320,7 @@ export class QueueEngine {
           return signalOf(h);
         },
       };
-      const run = this.invoke(task);
+      const run = this.invoke(h, task);
       if (this.o.timeoutMs > 0) {
         timer = this.o.clock.setTimeout(() => {
           const reason = new TaskTimeoutError(this.o.queue, claimed.id, this.o.timeoutMs);
@@ -356,13 +351,24 @@ export class QueueEngine {
     this.scheduleFlush();
   }
 
-  private invoke(task: Task): Promise<unknown> {
+  private invoke(h: Held, task: Task): Promise<unknown> {
     const handler = this.o.handler!;
     if (!this.o.breaker) return new Promise((resolve) => resolve(handler(task)));
     this.breakerRef ??= this.o.breaker();
-    return this.breakerRef.call((signal) =>
-      handler(signal === undefined ? task : { ...task, signal: AbortSignal.any([task.signal, signal]) }),
-    );
+    return this.breakerRef.call((callSignal) => {
+      // Lazy like `task.signal` (a spread would read it): the handler's signal also aborts on the call's timeout.
+      let signal: AbortSignal | undefined;
+      return handler({
+        id: task.id,
+        payload: task.payload,
+        attempt: task.attempt,
+        ...(task.key !== undefined && { key: task.key }),
+        get signal() {
+          signal ??= AbortSignal.any([signalOf(h), callSignal]);
+          return signal;
+        },
+      });
+    });
   }
 
   private classify(error: unknown, attempt: number): TaskEvent {
@@ -482,11 +488,7 @@ export class QueueEngine {
     this.held.set(claimed.id, h);
     if (this.isStopped) {
       // Claimed while a stop began: give it straight back.
-      h.state = 'released';
-      this.outbox.push({
-        held: h,
-        outcome: { kind: 'released', id: claimed.id, token: claimed.token, runAt: this.o.clock.now() },
-      });
+      this.release(h, this.o.clock.now());
       this.scheduleFlush();
       return;
     }
