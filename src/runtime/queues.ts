@@ -1,6 +1,6 @@
 import type { AnyActorRef } from 'xstate';
-import { defaultRetry, type RetryPolicy } from '../actors/queue/backoff.js';
-import { type GuardingBreaker, QueueEngine, type Task, type TaskEventPayload } from '../actors/queue/engine.js';
+import type { RetryPolicy } from '../actors/queue/backoff.js';
+import { QueueEngine, type Task, type TaskEventPayload } from '../actors/queue/engine.js';
 import { encodePayload } from '../actors/queue/payload.js';
 import { queueLogic } from '../actors/queue/queueActor.js';
 import { parseTopic } from '../actors/topics.js';
@@ -159,14 +159,16 @@ function checkOptions(name: string, o: QueueOptions): Checked {
     }
     return v;
   };
-  const num = (option: string, v: unknown, dflt: number, min: number) => {
+  // Durations reach timers and stored timestamps: Infinity would fire a Node timer at once.
+  const ms = (option: string, v: unknown, dflt: number, min: number) => {
     if (v === undefined) return dflt;
     if (typeof v !== 'number' || Number.isNaN(v) || v < min) {
       throw invalidOptions(owner, option, `must be a number >= ${min}, got ${String(v)}`);
     }
+    if (!Number.isFinite(v)) throw invalidOptions(owner, option, `must be finite, got ${v}`);
     return v;
   };
-  const retry = parseRetry(owner, 'retry', o.retry, defaultRetry);
+  const retry = parseRetry(owner, 'retry', o.retry);
   if (o.breaker !== undefined && (typeof o.breaker !== 'string' || o.breaker === '')) {
     throw invalidOptions(owner, 'breaker', 'must be the name of a breaker');
   }
@@ -174,11 +176,11 @@ function checkOptions(name: string, o: QueueOptions): Checked {
     handler: o.handler,
     concurrency: o.handler === undefined ? 0 : int('concurrency', o.concurrency, 1, 1),
     retry,
-    leaseMs: finite(owner, 'leaseMs', num('leaseMs', o.leaseMs, 30_000, 1)),
+    leaseMs: ms('leaseMs', o.leaseMs, 30_000, 1),
     breaker: o.breaker,
-    timeoutMs: finite(owner, 'timeoutMs', num('timeoutMs', o.timeoutMs, 0, 0)),
-    graceMs: finite(owner, 'graceMs', num('graceMs', o.graceMs, 10_000, 0)),
-    pollMs: finite(owner, 'pollMs', num('pollMs', o.pollMs, 1000, 1)),
+    timeoutMs: ms('timeoutMs', o.timeoutMs, 0, 0),
+    graceMs: ms('graceMs', o.graceMs, 10_000, 0),
+    pollMs: ms('pollMs', o.pollMs, 1000, 1),
     batchSize: int('batchSize', o.batchSize, 32, 1),
     paused: o.paused === true,
   };
@@ -186,11 +188,6 @@ function checkOptions(name: string, o: QueueOptions): Checked {
 
 /** How often `drain` re-reads a shared store's counts while other processes work its queue. */
 const SHARED_DRAIN_POLL_MS = 25;
-
-function finite(owner: string, option: string, v: number): number {
-  if (!Number.isFinite(v)) throw invalidOptions(owner, option, `must be finite, got ${v}`);
-  return v;
-}
 
 interface PendingEnqueue {
   task: NewTask;
@@ -218,7 +215,7 @@ function createQueue(rt: Runtime<any>, name: string, o: Checked): Queue {
     pollMs: o.pollMs,
     batchSize: o.batchSize,
     breakerName: o.breaker,
-    breaker: o.breaker === undefined ? undefined : () => rt.breaker(o.breaker!) as unknown as GuardingBreaker,
+    breaker: o.breaker === undefined ? undefined : () => rt.breaker(o.breaker!),
     publish: (topic, payload: TaskEventPayload) => rt.bus.publish(topic, payload),
     report,
   });
