@@ -4,6 +4,7 @@ import { queueMachine } from '../../src/machines/queue.js';
 import type { Queue } from '../../src/runtime/queues.js';
 import type { Store } from '../../src/stores/store.js';
 import { type ModelStep, planPaths, replayPath, settle, TestClock } from '../../src/testing/index.js';
+import { type Deferred, deferred } from '../fixtures/deferred.js';
 
 const GRACE = 100;
 
@@ -26,7 +27,7 @@ const events = [
 class Harness {
   readonly clock = new TestClock(0);
   readonly errors: unknown[] = [];
-  private hold: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } | undefined;
+  private hold: Deferred | undefined;
   readonly store: Store;
   readonly rt: Runtime;
   readonly q: Queue;
@@ -78,17 +79,9 @@ class Harness {
         this.finishHandler!();
         await settle();
         return;
-      case 'xstate.after.grace.queue.stopping': {
-        let resolve!: () => void;
-        let reject!: (e: unknown) => void;
-        const promise = new Promise<void>((res, rej) => {
-          resolve = res;
-          reject = rej;
-        });
-        this.hold = { promise, resolve, reject };
-        await this.clock.advance(GRACE);
-        return;
-      }
+      case 'xstate.after.grace.queue.stopping':
+        this.hold = deferred();
+        return this.clock.advance(GRACE);
       case 'xstate.done.actor.releaseActive':
         this.hold!.resolve();
         return settle();
@@ -146,7 +139,7 @@ describe('queue lifecycle, model-based', () => {
     await h.send({ event: { type: 'queue.start' }, state: undefined as never });
     await h.send({ event: { type: 'queue.stop' }, state: undefined as never });
     await h.clock.advance(GRACE);
-    const [task] = await Promise.all([h.store.claim('q', { limit: 1, now: GRACE, leaseUntil: 1e9, token: 'x' })]);
-    expect(task).toEqual([expect.objectContaining({ attempt: 1 })]);
+    const claimed = await h.store.claim('q', { limit: 1, now: GRACE, leaseUntil: 1e9, token: 'x' });
+    expect(claimed).toEqual([expect.objectContaining({ attempt: 1 })]);
   });
 });
