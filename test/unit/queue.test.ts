@@ -17,6 +17,13 @@ afterEach(async () => {
   for (const rt of runtimes.splice(0)) await rt.stop().catch(() => {});
 });
 
+/** An object JSON cannot print. */
+function circular(): object {
+  const o: Record<string, unknown> = {};
+  o.self = o;
+  return o;
+}
+
 describe('backoff', () => {
   const policy = { ...defaultRetry, jitter: false, initialDelayMs: 100, multiplier: 2, maxDelayMs: 1000 };
   it('grows exponentially from initialDelayMs and stops at maxDelayMs', () => {
@@ -362,6 +369,8 @@ describe('queue semantics', () => {
     ['null', null, 'thrown object: null'],
     ['an object', { code: 42 }, 'thrown object: {"code":42}'],
     ['a number', 7, 'thrown number: 7'],
+    ['a bigint', 7n, 'thrown bigint (not printable)'],
+    ['a circular object', circular(), 'thrown object (not printable)'],
   ])('a handler that throws %s is retried and recorded', async (_what, thrown, recorded) => {
     const { rt } = setupRt();
     const q = rt.queue('q', {
@@ -374,6 +383,23 @@ describe('queue semantics', () => {
     await q.enqueue(1);
     await q.drain();
     expect((await q.dead())[0]!.error).toBe(recorded);
+  });
+
+  it('a stored payload that is not JSON dead-letters at once: retrying cannot help', async () => {
+    const { rt, store } = setupRt();
+    let runs = 0;
+    const q = rt.queue('q', { paused: true, handler: async () => void runs++ });
+    await rt.start();
+    // Written by someone else: enqueue itself refuses what JSON cannot carry.
+    const [stored] = await store.enqueue('q', [{ payload: '{not json', runAt: 0 }], 0);
+    q.resume();
+    await settle();
+    expect(runs).toBe(0);
+    expect(await q.get(stored!.id)).toMatchObject({
+      state: 'dead',
+      attempt: 1,
+      lastError: expect.stringContaining('the stored payload is not JSON'),
+    });
   });
 
   it('a handler that throws synchronously counts like a rejection', async () => {
