@@ -14,7 +14,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
-import { createRuntime, postgresStore } from '../src/index.js';
+import { createRuntime, postgresStore, type QueueStats } from '../src/index.js';
 
 interface Profile {
   userId: string;
@@ -32,7 +32,7 @@ export interface ProfileSyncPgResult {
   rolledBack: number;
   /** `profile.synced` events A heard, by the runtime that delivered them. */
   heardFrom: Record<string, number>;
-  stats: { pending: number; active: number; retrying: number; succeeded: number; dead: number };
+  stats: QueueStats;
 }
 
 /** Runs the scenario in a fresh schema of `connectionString` and drops it afterwards. */

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { consoleLog, type DemoLog } from '../src/cli/demoLog.js';
-import { createRuntime, type Store } from '../src/index.js';
+import { createRuntime, type QueueStats, type Store } from '../src/index.js';
 
 /** A profile as service A owns it; `version` grows with every update. */
 interface Profile {
@@ -35,7 +35,7 @@ export interface ProfileSyncResult {
   applied: Record<string, Map<string, number[]>>;
   staleIgnored: Record<string, number>;
   enqueued: Record<string, number>;
-  stats: Record<string, { pending: number; active: number; retrying: number; succeeded: number; dead: number }>;
+  stats: Record<string, QueueStats>;
   breakerEvents: string[];
   requests: Record<string, number>;
 }
@@ -213,7 +213,7 @@ export async function runProfileSync(log: DemoLog, options: ProfileSyncOptions =
 /** The `npm start` scenario. */
 export async function demo(log: DemoLog): Promise<void> {
   const r = await runProfileSync(log);
-  const ok = ['B', 'C', 'D'].every((s) => [...r.latest].every(([id, v]) => r.held[s]!.get(id) === v));
+  const ok = SERVICES.every((s) => [...r.latest].every(([id, v]) => r.held[s]!.get(id) === v));
   const total = Object.values(r.enqueued).reduce((a, b) => a + b, 0);
   const dead = Object.values(r.stats).reduce((a, s) => a + s.dead, 0);
   const opened = r.breakerEvents.filter((e) => e.endsWith('.opened')).length;
