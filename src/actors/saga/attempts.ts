@@ -56,28 +56,25 @@ function attemptOnce<T>(plan: AttemptPlan<T>, attempt: number): Promise<T> {
   const onAbort = () => controller.abort(plan.signal.reason);
   plan.signal.addEventListener('abort', onAbort, { once: true });
   let timer: unknown;
-  const timedOut =
-    plan.timeoutMs > 0
-      ? new Promise<never>((_, reject) => {
-          timer = plan.clock.setTimeout(() => {
-            const error = new KeelError(
-              'STEP_TIMEOUT',
-              `${plan.what} timed out after ${plan.timeoutMs} ms (attempt ${attempt})`,
-            );
-            controller.abort(error);
-            reject(error);
-          }, plan.timeoutMs);
-        })
-      : undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = plan.clock.setTimeout(() => {
+      const error = new KeelError(
+        'STEP_TIMEOUT',
+        `${plan.what} timed out after ${plan.timeoutMs} ms (attempt ${attempt})`,
+      );
+      controller.abort(error);
+      reject(error);
+    }, plan.timeoutMs);
+  });
   const run = (async () => plan.call(attempt, controller.signal))();
-  return (timedOut ? Promise.race([run, timedOut]) : run).finally(() => {
-    if (timer !== undefined) plan.clock.clearTimeout(timer);
+  return Promise.race([run, timedOut]).finally(() => {
+    plan.clock.clearTimeout(timer);
     plan.signal.removeEventListener('abort', onAbort);
   });
 }
 
 /** Waits `ms` on `clock`; rejects with the signal's reason when aborted first. */
-export function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
+function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) {
       reject(signal.reason);
