@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import type { Actor } from 'xstate';
-import { createActor, fromPromise } from 'xstate';
+import { type Actor, createActor, fromPromise } from 'xstate';
 import {
   createSagaMachine,
   describe,
   type SagaContext,
+  type SagaInput,
   type SagaMachine,
   type StepRun,
   sagaPayloads,
@@ -52,7 +52,7 @@ type Sagas = Store & SagaStore;
  * Runs the sagas of one definition, following the generated machine. When the
  * runtime is inspected, each saga is an XState actor in the runtime's system
  * (the inspector shows it live); otherwise the same machine runs as a compiled
- * transition table (`plan.ts`), ~30 times cheaper. Either way `runStep` and
+ * transition table (`plan.ts`), several times faster. Either way `runStep` and
  * `compensateStep` do the work (retries, timeouts) and write the saga's
  * progress to the store before each step starts, so a crash resumes at the
  * step in flight.
@@ -124,8 +124,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       await this.rt.whenRunning(`saga('${this.def.name}').execute`);
       const stored = await this.store.loadSaga(this.def.name, id);
       if (stored && isFinal(stored.status)) {
-        this.flights.delete(id);
-        flight.resolve(resultOf(stored.status, JSON.parse(stored.context) as SagaContext));
+        this.settle(flight, stored.status, JSON.parse(stored.context) as SagaContext);
         return;
       }
       if (stored) {
@@ -138,13 +137,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
         void this.follow(flight, this.plan.initial, context({ input: { sagaId: id, input } }), this.plan.start);
         return;
       }
-      const actor = createActor(this.logic, {
-        parent: this.rt.system,
-        id: `saga.${this.def.name}.${id}`,
-        systemId: `saga.${this.def.name}.${id}`,
-        input: { sagaId: id, input },
-      });
-      this.attach(flight, actor);
+      this.attach(flight, { input: { sagaId: id, input } });
     })().catch((error) => this.fail(flight, error));
     return flight.promise as Promise<SagaResult<TSteps>>;
   }
@@ -187,13 +180,10 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
 
   private armOwnership(leaseMs: number): void {
     if (this.stopped) return;
-    this.ownershipTimer = this.rt.clock.setTimeout(
-      () => {
-        this.ownershipTimer = undefined;
-        void this.keepOwnership().finally(() => this.armOwnership(leaseMs));
-      },
-      Math.max(1, Math.floor(leaseMs / 3)),
-    );
+    this.ownershipTimer = this.rt.clock.setTimeout(() => {
+      this.ownershipTimer = undefined;
+      void this.keepOwnership().finally(() => this.armOwnership(leaseMs));
+    }, checkEveryMs(leaseMs));
   }
 
   /** Renews the sagas running here (interrupting those another runtime took), then adopts orphans. */
@@ -234,22 +224,26 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       }
       const now = await s.loadSaga(this.def.name, flight.id);
       if (now && isFinal(now.status)) {
-        this.flights.delete(flight.id);
-        flight.resolve(resultOf(now.status, JSON.parse(now.context) as SagaContext));
+        this.settle(flight, now.status, JSON.parse(now.context) as SagaContext);
         return undefined;
       }
       if (this.stopped || flight.controller.signal.aborted) throw flight.controller.signal.reason;
       await new Promise<void>((resolve) => {
-        this.rt.clock.setTimeout(() => resolve(), Math.max(1, Math.floor(s.sagaLeaseMs! / 3)));
+        this.rt.clock.setTimeout(() => resolve(), checkEveryMs(s.sagaLeaseMs!));
       });
     }
   }
 
   private interrupt(flight: Flight, reason: KeelError): void {
+    this.halt(flight, reason);
+    this.fail(flight, reason);
+  }
+
+  /** Stops the saga's actor (if any) and aborts its step in flight; the caller rejects it. */
+  private halt(flight: Flight, reason: KeelError): void {
     // The actor is a child of the runtime's system; XState only lets its parent stop it, so stop it from inside.
     (flight.actor as unknown as { _stop(): void } | undefined)?._stop();
     flight.controller.abort(reason);
-    this.fail(flight, reason);
   }
 
   /** Lets running sagas finish for the grace period, then interrupts the rest (they resume on the next start). */
@@ -273,9 +267,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
         'RUNTIME_STOPPED',
         `saga '${this.def.name}' '${flight.id}' was interrupted by stop(); a durable store resumes it on the next start()`,
       );
-      // The actor is a child of the runtime's system; XState only lets its parent stop it, so stop it from inside.
-      (flight.actor as unknown as { _stop(): void } | undefined)?._stop();
-      flight.controller.abort(interrupted);
+      this.halt(flight, interrupted);
       await flight.writes.catch(() => {});
       this.fail(flight, interrupted);
     }
@@ -345,14 +337,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
         },
       },
     };
-    const actor = createActor(this.logic, {
-      parent: this.rt.system,
-      id: `saga.${this.def.name}.${record.id}`,
-      systemId: `saga.${this.def.name}.${record.id}`,
-      snapshot: persisted as never,
-      input: undefined as never,
-    });
-    this.attach(flight, actor);
+    this.attach(flight, { snapshot: persisted as never, input: undefined as never });
   }
 
   /** Runs the compiled plan from state `key`: what the actor would do, without one. */
@@ -365,8 +350,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
         if (!state) throw new Error(`saga '${this.def.name}': the plan has no state '${key}'`);
         if (state.kind === 'final') {
           await this.write(flight, key as SagaRecordStatus, key, context);
-          this.flights.delete(flight.id);
-          flight.resolve(resultOf(key, context));
+          this.settle(flight, key as SagaRecordStatus, context);
           return;
         }
         const run: StepRun = { step: state.step as string, context };
@@ -426,7 +410,14 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     return context;
   }
 
-  private attach(flight: Flight, actor: Actor<SagaMachine>): void {
+  /** Runs the saga as an actor in the runtime's system, fresh (`input`) or restored (`snapshot`). */
+  private attach(flight: Flight, start: { input: SagaInput; snapshot?: never }): void {
+    const actor = createActor(this.logic, {
+      parent: this.rt.system,
+      id: `saga.${this.def.name}.${flight.id}`,
+      systemId: `saga.${this.def.name}.${flight.id}`,
+      ...start,
+    });
     flight.actor = actor;
     actor.subscribe({
       next: (snapshot) => {
@@ -434,15 +425,18 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
         const status = snapshot.value as SagaRecordStatus;
         const context = snapshot.context;
         this.write(flight, status, status, context)
-          .then(() => {
-            this.flights.delete(flight.id);
-            flight.resolve(resultOf(status, context));
-          })
+          .then(() => this.settle(flight, status, context))
           .catch((error) => this.fail(flight, error));
       },
       error: (error) => this.fail(flight, error),
     });
     actor.start();
+  }
+
+  /** The saga ended `status`: it no longer runs here, and its callers get the result. */
+  private settle(flight: Flight, status: SagaRecordStatus, context: SagaContext): void {
+    this.flights.delete(flight.id);
+    flight.resolve(resultOf(status, context));
   }
 
   private fail(flight: Flight, error: unknown): void {
@@ -468,73 +462,61 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     return flight.writes;
   }
 
-  private async runStep({ step, context }: StepRun, signal: AbortSignal): Promise<unknown> {
-    const s = this.steps.get(step) as ResolvedStep;
-    return this.attempt(
-      context,
-      s,
-      'running',
-      signal,
-      s.retry,
-      s.timeoutMs,
-      (ctx) => s.run(ctx),
-      `${context.sagaId}:${step}`,
-    );
+  private runStep(run: StepRun, signal: AbortSignal): Promise<unknown> {
+    return this.attempt('running', run, signal);
   }
 
-  private async compensateStep({ step, context }: StepRun, signal: AbortSignal): Promise<unknown> {
-    const s = this.steps.get(step) as ResolvedStep;
-    const undo = s.compensate as NonNullable<SagaStep['compensate']>;
-    return this.attempt(
-      context,
-      s,
-      'compensating',
-      signal,
-      this.def.compensationRetry,
-      this.def.compensationTimeoutMs,
-      (ctx) => undo(ctx),
-      `${context.sagaId}:${step}:compensate`,
-    );
+  private compensateStep(run: StepRun, signal: AbortSignal): Promise<unknown> {
+    return this.attempt('compensating', run, signal);
   }
 
+  /** Runs a step or its compensation with its retries and timeout, saving where the saga is first. */
   private async attempt(
-    context: SagaContext,
-    step: ResolvedStep,
     phase: 'running' | 'compensating',
+    { step, context }: StepRun,
     signal: AbortSignal,
-    policy: ResolvedStep['retry'],
-    timeoutMs: number,
-    call: (ctx: StepContext) => unknown,
-    idempotencyKey: string,
   ): Promise<unknown> {
+    const s = this.steps.get(step) as ResolvedStep;
+    const running = phase === 'running';
     const flight = this.flights.get(context.sagaId) as Flight;
-    const value = { [phase]: step.name };
+    const value = { [phase]: step };
+    const idempotencyKey = running ? `${context.sagaId}:${step}` : `${context.sagaId}:${step}:compensate`;
     await this.write(flight, phase, value, context);
     try {
       const output = await runAttempts({
         clock: this.rt.clock,
-        policy,
-        timeoutMs,
+        policy: running ? s.retry : this.def.compensationRetry,
+        timeoutMs: running ? s.timeoutMs : this.def.compensationTimeoutMs,
         signal,
         state: flight.attempts,
         persist: () => this.write(flight, phase, value, context),
-        what: `saga '${this.def.name}' ${phase === 'running' ? 'step' : 'compensation of'} '${step.name}'`,
-        call: (attempt, attemptSignal) =>
-          call({
+        what: `saga '${this.def.name}' ${running ? 'step' : 'compensation of'} '${step}'`,
+        call: (attempt, attemptSignal) => {
+          const ctx: StepContext = {
             sagaId: context.sagaId,
             input: context.input,
             results: context.results,
             attempt,
             signal: attemptSignal,
             idempotencyKey,
-          }),
+          };
+          return running ? s.run(ctx) : (s.compensate as NonNullable<SagaStep['compensate']>)(ctx);
+        },
       });
-      if (phase === 'running') encodeJson(output, `saga '${this.def.name}' step '${step.name}' result`);
+      if (running) encodeJson(output, `saga '${this.def.name}' step '${step}' result`);
       return output;
     } finally {
       flight.attempts = { attempt: 1, notBefore: undefined };
     }
   }
+}
+
+/**
+ * How often to renew this runtime's sagas and look for orphans: every third of
+ * the lease, so a late renewal still lands before the lease runs out.
+ */
+function checkEveryMs(leaseMs: number): number {
+  return Math.max(1, Math.floor(leaseMs / 3));
 }
 
 function isFinal(status: SagaRecordStatus): boolean {
