@@ -64,13 +64,11 @@ export interface Order extends OrderRequest {
 export class OrdersService {
   readonly orders = new Map<string, Order>();
   readonly replies = new Replies();
-  down = false;
   /** The next this many cancels fail with 503 (a flaky cancel endpoint). */
   failCancels = 0;
   private next = 1;
 
   create(key: string, req: OrderRequest): { orderId: string } {
-    if (this.down) throw unavailable('orders');
     return this.replies.once(key, () => {
       const orderId = `ord-${this.next++}`;
       this.orders.set(orderId, { ...req, orderId, status: 'open' });
@@ -79,7 +77,6 @@ export class OrdersService {
   }
 
   cancel(key: string, orderId: string): { orderId: string; status: 'cancelled' } {
-    if (this.down) throw unavailable('orders');
     if (this.failCancels > 0) {
       this.failCancels--;
       throw unavailable('orders');
@@ -106,16 +103,12 @@ export class InventoryService {
   /** Units taken out of stock, by order, until they are put back. */
   readonly held = new Map<string, Hold>();
   readonly replies = new Replies();
-  down = false;
-  /** The next this many restocks fail with 503. */
-  failPuts = 0;
 
   constructor(initial: Record<string, number> = {}) {
     for (const [sku, n] of Object.entries(initial)) this.stock.set(sku, n);
   }
 
   take(key: string, hold: Hold): { orderId: string; left: number } {
-    if (this.down) throw unavailable('inventory');
     return this.replies.once(key, () => {
       const left = this.stock.get(hold.sku) ?? 0;
       if (left < hold.qty) {
@@ -137,11 +130,6 @@ export class InventoryService {
 
   /** Puts back what `orderId` holds; an order that holds nothing is a no-op (it was already put back). */
   put(key: string, orderId: string): { orderId: string; restocked: number } {
-    if (this.down) throw unavailable('inventory');
-    if (this.failPuts > 0) {
-      this.failPuts--;
-      throw unavailable('inventory');
-    }
     return this.replies.once(key, () => {
       const hold = this.held.get(orderId);
       if (!hold) return { orderId, restocked: 0 };
