@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkoutSteps } from '../../examples/checkout/saga.js';
 import { createRuntime, type Runtime, sqliteStore } from '../../src/index.js';
+import { eachLine } from '../fixtures/wait.js';
 import { INITIAL_STOCK, openShop, SKU } from './sagaServices.js';
 
 const child = join(import.meta.dirname, 'sagaChild.ts');
@@ -22,12 +23,8 @@ function runUntil(keelDb: string, shopDb: string, mode: 'ok' | 'decline', line: 
   });
   const exited = new Promise<NodeJS.Signals | null>((resolve) => proc.on('exit', (_c, signal) => resolve(signal)));
   const reached = new Promise<void>((resolve, reject) => {
-    let buffered = '';
-    proc.stdout!.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const lines = buffered.split('\n');
-      buffered = lines.pop() ?? '';
-      if (lines.includes(line)) resolve();
+    eachLine(proc.stdout!, (printed) => {
+      if (printed === line) resolve();
     });
     exited.then(() => reject(new Error(`the child ended before printing '${line}'`)));
   });
