@@ -274,10 +274,6 @@ describe('a saga interrupted by stop() stays where stop() left it', () => {
       charge: (key, req) => new Promise((resolve) => (answer = () => resolve(shop.payments.charge(key, req)))),
     };
     const first = createRuntime({ store, inspect });
-    const published: string[] = [];
-    first.bus.subscribe('saga.checkout.>', (_p, e) => {
-      published.push(e.type);
-    });
     const checkout = first.saga('checkout', { steps: checkoutSteps(api), shutdownGraceMs: 0 });
     await first.start();
     const run = checkout.execute(order(), { id: 'late' });
