@@ -1,5 +1,5 @@
 import { createActor } from 'xstate';
-import { type BreakerStats, type Guarded, GuardedCalls } from '../actors/breaker.js';
+import { type BreakerActor, type BreakerStats, type Guarded, GuardedCalls } from '../actors/breaker.js';
 import {
   type BreakerOptions,
   checkBreakerName,
@@ -45,15 +45,10 @@ export interface Breaker {
   /** Forces the circuit closed and forgets the failures seen. */
   reset(): void;
   /** The breaker's XState actor (system id `breaker.<name>`). */
-  readonly actor: GuardedCalls['actor'];
+  readonly actor: BreakerActor;
 }
 
-interface Entry {
-  breaker: GuardedCalls;
-  options: ResolvedBreakerOptions;
-}
-
-const registries = new WeakMap<Runtime<any>, Map<string, Entry>>();
+const registries = new WeakMap<Runtime<any>, Map<string, GuardedCalls>>();
 
 /**
  * Returns the runtime's breaker called `name`, creating it on first use: its
@@ -71,7 +66,7 @@ export function breakerFor(rt: Runtime<any>, name: string, options?: BreakerOpti
   const existing = registry.get(name);
   if (existing) {
     if (resolved) checkSameOptions(existing.options, resolved);
-    return existing.breaker;
+    return existing;
   }
   const opts = resolved ?? resolveBreakerOptions(name);
   const actor = startActor(rt, `breaker.${name}`, settingsOf(opts));
@@ -84,7 +79,7 @@ export function breakerFor(rt: Runtime<any>, name: string, options?: BreakerOpti
       stopActor(actor);
     },
   });
-  registry.set(name, { breaker, options: opts });
+  registry.set(name, breaker);
   return breaker;
 }
 
@@ -96,7 +91,7 @@ export function breakerFor(rt: Runtime<any>, name: string, options?: BreakerOpti
  * that map on every spawn and stop, which makes N breakers cost O(N²)
  * (10,000 took 19 s); so the breaker's component stops it instead.
  */
-function startActor(rt: Runtime<any>, id: string, input: BreakerSettings): GuardedCalls['actor'] {
+function startActor(rt: Runtime<any>, id: string, input: BreakerSettings): BreakerActor {
   if (rt.state === 'stopping' || rt.state === 'stopped') {
     throw new KeelError('RUNTIME_STOPPED', `breaker('${input.name}'): this runtime was stopped`);
   }
@@ -105,7 +100,7 @@ function startActor(rt: Runtime<any>, id: string, input: BreakerSettings): Guard
   return actor;
 }
 
-function stopActor(actor: GuardedCalls['actor']): void {
+function stopActor(actor: BreakerActor): void {
   // `stop()` refuses actors with a parent; `_stop` is what XState's own `stopChild` uses.
   (actor as unknown as { _stop?: () => void })._stop?.();
 }
