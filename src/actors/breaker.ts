@@ -1,6 +1,6 @@
 import type { ActorRefFrom, SnapshotFrom } from 'xstate';
 import type { BreakerEvent, BreakerState, breakerMachine } from '../machines/breaker.js';
-import { CallTimeoutError, CircuitOpenError } from '../runtime/breakerErrors.js';
+import { CallTimeoutError, CircuitOpenError, type RefusingState } from '../runtime/breakerErrors.js';
 import type { Clock } from '../runtime/clock.js';
 import { KeelError } from '../runtime/errors.js';
 import { type Deadline, Deadlines, UNSTAMPED } from './breakerDeadlines.js';
@@ -163,7 +163,7 @@ export class GuardedCalls {
       this.tell(TRIAL_START);
       return this.run(fn, true);
     }
-    return this.refuse(mode as BreakerState);
+    return this.refuse(mode as RefusingState);
   }
 
   /** Forces the circuit open until `reset()`. */
@@ -191,16 +191,16 @@ export class GuardedCalls {
     this.current();
   }
 
-  private refuse(mode: BreakerState): Promise<never> {
+  // `mode` is only 'closed' when stopped, which is refused first.
+  private refuse(mode: RefusingState): Promise<never> {
     if (this.stopped) {
       return Promise.reject(new KeelError('RUNTIME_STOPPED', `breaker('${this.name}').call: the runtime was stopped`));
     }
     this.counts.rejections++;
-    const state = mode === 'closed' ? 'open' : mode;
     const retryAfterMs = this.retryAfterMs;
     const error = this.options.captureStack
-      ? new CircuitOpenError(this.name, retryAfterMs, state)
-      : CircuitOpenError.unstacked(this.name, retryAfterMs, state);
+      ? new CircuitOpenError(this.name, retryAfterMs, mode)
+      : CircuitOpenError.unstacked(this.name, retryAfterMs, mode);
     // Rejecting a promise nobody listens to yet costs Node's unhandled-rejection bookkeeping
     // (~0.5 µs); rejecting a microtask later, after the caller's await attached, does not.
     return new Promise((_, reject) => queueMicrotask(() => reject(error)));
