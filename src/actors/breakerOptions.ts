@@ -55,7 +55,7 @@ const KNOWN = new Set([
 const MAX_TIMER_MS = 2_147_483_647;
 
 /** Checks a breaker name: it becomes topic tokens (`breaker.<name>.opened`), so no wildcards and no empty tokens. */
-export function checkBreakerName(name: unknown): string {
+export function checkBreakerName(name: unknown): void {
   if (typeof name !== 'string' || name.length === 0) {
     throw invalidOptions('breaker', 'name', `must be a non-empty string, got ${describe(name)}`);
   }
@@ -66,7 +66,6 @@ export function checkBreakerName(name: unknown): string {
       `must be dot-separated tokens without spaces, '*' or '>' (it is part of bus topics), got '${name}'`,
     );
   }
-  return name;
 }
 
 /** Validates `options` and applies defaults; throws `INVALID_OPTIONS` naming the option and the value. */

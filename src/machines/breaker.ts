@@ -51,7 +51,7 @@ export type BreakerEvent =
 export type BreakerState = 'closed' | 'open' | 'halfOpen' | 'isolated';
 
 /** The window and consecutive count after one more counted failure. */
-export function afterFailure(context: BreakerContext, successesBefore: number): { window: string; failures: number } {
+function afterFailure(context: BreakerContext, successesBefore: number): { window: string; failures: number } {
   const n = context.windowSize;
   const failures = successesBefore > 0 ? 1 : context.failures + 1;
   if (context.failureRate === undefined) return { window: '', failures };
