@@ -182,6 +182,8 @@ describe('halfOpen', () => {
     expect(refused).toBeInstanceOf(CircuitOpenError);
     expect(refused.state).toBe('halfOpen');
     expect(refused.retryAfterMs).toBeGreaterThan(0);
+    // No timeout bounds a trial, so the hint is the base open period.
+    expect(sms.retryAfterMs).toBe(1_000);
     t1.resolve('a');
     expect(await p1).toBe('a');
     expect(sms.state).toBe('halfOpen');
@@ -351,6 +353,23 @@ describe('isFailure', () => {
     expect(await sms.call(ok)).toBe('ok'); // the slot was released
     expect(sms.state).toBe('closed');
     expect(sms.stats).toMatchObject({ ignoredErrors: 2, failures: 1 });
+  });
+
+  it('counts the error as a failure and reports it when isFailure itself throws', async () => {
+    const reported: string[] = [];
+    const rt = createRuntime({ clock: new TestClock(), onError: (_e, detail) => reported.push(detail) });
+    runtimes.push(rt);
+    const sms = rt.breaker('sms', {
+      failureThreshold: 1,
+      callTimeoutMs: 0,
+      isFailure: () => {
+        throw new Error('classifier bug');
+      },
+    });
+    await fail(sms);
+    expect(sms.state).toBe('open');
+    expect(sms.stats).toMatchObject({ failures: 1, ignoredErrors: 0 });
+    expect(reported).toEqual(["breaker('sms'): isFailure threw; the error counts as a failure"]);
   });
 });
 
