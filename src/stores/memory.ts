@@ -1,14 +1,15 @@
 import { TimeHeap } from './heap.js';
 import { memorySagas } from './memorySagas.js';
-import type {
-  ClaimedTask,
-  EnqueueResult,
-  ExpiredLease,
-  NewTask,
-  Outcome,
-  QueueStats,
-  Store,
-  TaskRecord,
+import {
+  type ClaimedTask,
+  type EnqueueResult,
+  type ExpiredLease,
+  type NewTask,
+  type Outcome,
+  type QueueStats,
+  type Store,
+  stateAt,
+  type TaskRecord,
 } from './store.js';
 
 interface Row {
@@ -90,7 +91,7 @@ export function memoryStore(): Store {
   const record = (row: Row, now: number): TaskRecord => ({
     id: String(row.id),
     queue: row.queue,
-    state: row.state === 'retrying' && row.runAt <= now ? 'pending' : row.state,
+    state: stateAt(row.state, row.runAt, now),
     payload: row.payload,
     ...(row.key !== undefined && { key: row.key }),
     attempt: row.attempt,

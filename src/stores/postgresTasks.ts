@@ -1,4 +1,4 @@
-import { claimedTasks, LIVE, taskRecord as record, type TaskRow } from './sqlRows.js';
+import { claimedTasks, LIVE, nextDue, queueStats, taskRecord as record, type TaskRow, UNLIMITED } from './sqlRows.js';
 import type {
   ClaimedTask,
   EnqueueResult,
@@ -15,8 +15,6 @@ export interface Queryable {
   query(config: { name?: string; text: string; values?: unknown[] }): Promise<{ rows: any[]; rowCount: number | null }>;
 }
 
-// Postgres bigint holds it; an unlimited maxAttempts is bound as this.
-const UNLIMITED = Number.MAX_SAFE_INTEGER;
 const SHARDS = 16;
 
 /** The SQL of the task half, for one schema. Each is one statement, so each call is one round trip. */
@@ -258,21 +256,12 @@ export function postgresTasks(
 
     async nextDueAt(queue): Promise<number | undefined> {
       const row = (await run('nextDue', [queue])).rows[0] as { due: number | null; lease: number | null };
-      if (row.due === null) return row.lease ?? undefined;
-      return row.lease === null ? row.due : Math.min(row.due, row.lease);
+      return nextDue(row.due, row.lease);
     },
 
     async stats(queue, now): Promise<QueueStats> {
       const [byState, done] = await Promise.all([run('stats', [queue, now]), run('succeeded', [queue])]);
-      const out: QueueStats = { pending: 0, active: 0, retrying: 0, succeeded: 0, dead: 0 };
-      for (const r of byState.rows as { state: TaskRow['state']; later: number; n: number }[]) {
-        if (r.state === 'retrying') {
-          out.retrying += r.later;
-          out.pending += r.n - r.later;
-        } else out[r.state] += r.n;
-      }
-      out.succeeded = (done.rows[0] as { n: number }).n;
-      return out;
+      return queueStats(byState.rows, (done.rows[0] as { n: number }).n);
     },
 
     async dead(queue, limit = UNLIMITED): Promise<TaskRecord[]> {

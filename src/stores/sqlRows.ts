@@ -1,5 +1,5 @@
 import type { SagaRecord } from './sagaStore.js';
-import type { ClaimedTask, TaskRecord } from './store.js';
+import { type ClaimedTask, type QueueStats, stateAt, type TaskRecord } from './store.js';
 
 /** A task row as the SQL stores (SQLite, Postgres) keep it. */
 export interface TaskRow {
@@ -20,12 +20,36 @@ export interface TaskRow {
 /** The SQL condition of a live task: one that holds its dedup key. */
 export const LIVE = `state IN ('pending', 'active', 'retrying')`;
 
-/** A task row as a `TaskRecord` at `now`: a retrying task whose backoff has passed reads as pending. */
+/** An unlimited count (`maxAttempts`, a `dead()` limit) as a bound parameter: both stores' integers are 64-bit. */
+export const UNLIMITED = Number.MAX_SAFE_INTEGER;
+
+/** `QueueStats` from per-state counts, where `later` counts the tasks not due yet: a retrying task past its backoff is pending. */
+export function queueStats(
+  byState: { state: TaskRow['state']; later: number; n: number }[],
+  succeeded: number,
+): QueueStats {
+  const out: QueueStats = { pending: 0, active: 0, retrying: 0, succeeded, dead: 0 };
+  for (const r of byState) {
+    if (r.state === 'retrying') {
+      out.retrying += r.later;
+      out.pending += r.n - r.later;
+    } else out[r.state] += r.n;
+  }
+  return out;
+}
+
+/** `nextDueAt` from the earliest due `run_at` and the earliest `lease_until` (each null when there is none). */
+export function nextDue(due: number | null, lease: number | null): number | undefined {
+  if (due === null) return lease ?? undefined;
+  return lease === null ? due : Math.min(due, lease);
+}
+
+/** A task row as a `TaskRecord` at `now` (its state as `stateAt` reads it). */
 export function taskRecord(r: TaskRow, now: number): TaskRecord {
   return {
     id: String(r.id),
     queue: r.queue,
-    state: r.state === 'retrying' && r.run_at <= now ? 'pending' : r.state,
+    state: stateAt(r.state, r.run_at, now),
     payload: r.payload,
     ...(r.key !== null && { key: r.key }),
     attempt: r.attempt,

@@ -2,8 +2,17 @@ import Database from 'better-sqlite3';
 import { KeelError } from '../runtime/errors.js';
 import { sqliteMigrations } from './sqliteMigrations.js';
 import { sqliteSagas } from './sqliteSagas.js';
-import { claimedTasks, LIVE, taskRecord as record, type TaskRow } from './sqlRows.js';
-import type { ClaimedTask, EnqueueResult, ExpiredLease, QueueStats, Store, TaskRecord } from './store.js';
+import { claimedTasks, LIVE, nextDue, queueStats, taskRecord as record, type TaskRow, UNLIMITED } from './sqlRows.js';
+import type {
+  ClaimedTask,
+  EnqueueResult,
+  ExpiredLease,
+  NewTask,
+  Outcome,
+  QueueStats,
+  Store,
+  TaskRecord,
+} from './store.js';
 
 /** Options of `sqliteStore`. */
 export interface SqliteStoreOptions {
@@ -19,8 +28,6 @@ export interface SqliteStoreOptions {
 }
 
 const HELD = `id = @id AND queue = @queue AND state = 'active' AND lease_token = @token`;
-// SQLite integers are 64-bit; an unlimited maxAttempts is bound as this.
-const UNLIMITED = Number.MAX_SAFE_INTEGER;
 
 /**
  * A durable store in one SQLite file (better-sqlite3, WAL). Safe for one
@@ -39,16 +46,16 @@ export function sqliteStore(options: SqliteStoreOptions): Store {
   let db: Database.Database | undefined;
   let s: ReturnType<typeof prepare> | undefined;
 
+  const notOpen = () =>
+    new KeelError('STORE_UNAVAILABLE', `sqliteStore('${options.path}') is not open; call rt.start() first`);
   const open = (): ReturnType<typeof prepare> => {
-    if (!s)
-      throw new KeelError('STORE_UNAVAILABLE', `sqliteStore('${options.path}') is not open; call rt.start() first`);
+    if (!s) throw notOpen();
     return s;
   };
 
   return {
     ...sqliteSagas(() => {
-      if (!db)
-        throw new KeelError('STORE_UNAVAILABLE', `sqliteStore('${options.path}') is not open; call rt.start() first`);
+      if (!db) throw notOpen();
       return db;
     }),
     kind: 'sqlite',
@@ -110,23 +117,18 @@ export function sqliteStore(options: SqliteStoreOptions): Store {
 
     async nextDueAt(queue): Promise<number | undefined> {
       const st = open();
-      const due = (st.nextRun.get(queue) as { t: number | null }).t;
-      const lease = (st.nextLease.get(queue) as { t: number | null }).t;
-      if (due === null) return lease ?? undefined;
-      return lease === null ? due : Math.min(due, lease);
+      return nextDue(
+        (st.nextRun.get(queue) as { t: number | null }).t,
+        (st.nextLease.get(queue) as { t: number | null }).t,
+      );
     },
 
     async stats(queue, now): Promise<QueueStats> {
       const st = open();
-      const out: QueueStats = { pending: 0, active: 0, retrying: 0, succeeded: 0, dead: 0 };
-      for (const r of st.stats.all({ queue, now }) as { state: TaskRow['state']; later: number; n: number }[]) {
-        if (r.state === 'retrying') {
-          out.retrying += r.later;
-          out.pending += r.n - r.later;
-        } else out[r.state] += r.n;
-      }
-      out.succeeded = (st.succeeded.get(queue) as { n: number } | undefined)?.n ?? 0;
-      return out;
+      return queueStats(
+        st.stats.all({ queue, now }) as Parameters<typeof queueStats>[0],
+        (st.succeeded.get(queue) as { n: number } | undefined)?.n ?? 0,
+      );
     },
 
     async dead(queue, limit = UNLIMITED): Promise<TaskRecord[]> {
@@ -224,24 +226,22 @@ function prepare(db: Database.Database) {
     dead: db.prepare(`SELECT * FROM keel_tasks WHERE queue = ? AND state = 'dead' ORDER BY id LIMIT ?`),
     get: db.prepare(`SELECT * FROM keel_tasks WHERE id = ? AND queue = ?`),
 
-    enqueue: db.transaction(
-      (queue: string, tasks: readonly { payload: string; key?: string; runAt: number }[], now: number) => {
-        const out: EnqueueResult[] = [];
-        for (const t of tasks) {
-          const key = t.key ?? null;
-          // Look first: a conflicting INSERT would still use up an AUTOINCREMENT id.
-          const live = key === null ? undefined : (liveKey.get(queue, key) as { id: number } | undefined);
-          if (live) {
-            out.push({ id: String(live.id), deduplicated: true });
-            continue;
-          }
-          const row = insert.get({ queue, key, payload: t.payload, runAt: t.runAt, now }) as { id: number } | undefined;
-          if (row) out.push({ id: String(row.id), deduplicated: false });
-          else out.push({ id: String((liveKey.get(queue, key) as { id: number }).id), deduplicated: true });
+    enqueue: db.transaction((queue: string, tasks: readonly NewTask[], now: number) => {
+      const out: EnqueueResult[] = [];
+      for (const t of tasks) {
+        const key = t.key ?? null;
+        // Look first: a conflicting INSERT would still use up an AUTOINCREMENT id.
+        const live = key === null ? undefined : (liveKey.get(queue, key) as { id: number } | undefined);
+        if (live) {
+          out.push({ id: String(live.id), deduplicated: true });
+          continue;
         }
-        return out;
-      },
-    ),
+        const row = insert.get({ queue, key, payload: t.payload, runAt: t.runAt, now }) as { id: number } | undefined;
+        if (row) out.push({ id: String(row.id), deduplicated: false });
+        else out.push({ id: String((liveKey.get(queue, key) as { id: number }).id), deduplicated: true });
+      }
+      return out;
+    }),
     renew: db.transaction(
       (queue: string, leases: readonly { id: string; token: string }[], leaseUntil: number, now: number) => {
         const lost: string[] = [];
@@ -251,30 +251,28 @@ function prepare(db: Database.Database) {
         return lost;
       },
     ),
-    settle: db.transaction(
-      (queue: string, outcomes: readonly import('./store.js').Outcome[], now: number): boolean[] => {
-        let succeeded = 0;
-        const out = outcomes.map((o) => {
-          const args = { id: Number(o.id), queue, token: o.token, now };
-          switch (o.kind) {
-            case 'succeeded': {
-              const ok = succeed.run(args).changes > 0;
-              if (ok) succeeded++;
-              return ok;
-            }
-            case 'retrying':
-              return retry.run({ ...args, runAt: o.runAt, error: o.error }).changes > 0;
-            case 'dead':
-              return bury.run({ ...args, error: o.error }).changes > 0;
-            case 'released':
-              return release.run({ ...args, runAt: o.runAt }).changes > 0;
+    settle: db.transaction((queue: string, outcomes: readonly Outcome[], now: number): boolean[] => {
+      let succeeded = 0;
+      const out = outcomes.map((o) => {
+        const args = { id: Number(o.id), queue, token: o.token, now };
+        switch (o.kind) {
+          case 'succeeded': {
+            const ok = succeed.run(args).changes > 0;
+            if (ok) succeeded++;
+            return ok;
           }
-          return false;
-        });
-        if (succeeded > 0) count.run(queue, succeeded);
-        return out;
-      },
-    ),
+          case 'retrying':
+            return retry.run({ ...args, runAt: o.runAt, error: o.error }).changes > 0;
+          case 'dead':
+            return bury.run({ ...args, error: o.error }).changes > 0;
+          case 'released':
+            return release.run({ ...args, runAt: o.runAt }).changes > 0;
+        }
+        return false;
+      });
+      if (succeeded > 0) count.run(queue, succeeded);
+      return out;
+    }),
     redrive: db.transaction((queue: string, id: number, now: number): 'redriven' | 'deduplicated' | 'not-found' => {
       const row = deadRow.get(id, queue) as TaskRow | undefined;
       if (!row) return 'not-found';

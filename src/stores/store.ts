@@ -106,6 +106,11 @@ export interface TaskRecord {
   updatedAt: number;
 }
 
+/** A stored task's state as a `TaskRecord` reads it at `now`: a retrying task whose backoff has passed is pending. */
+export function stateAt(state: TaskRecord['state'], runAt: number, now: number): TaskRecord['state'] {
+  return state === 'retrying' && runAt <= now ? 'pending' : state;
+}
+
 /** Counts per state. `retrying` counts tasks still waiting out a backoff. */
 export interface QueueStats {
   pending: number;
