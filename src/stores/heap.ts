@@ -3,10 +3,6 @@ export class TimeHeap {
   private readonly at: number[] = [];
   private readonly seq: number[] = [];
 
-  get size(): number {
-    return this.at.length;
-  }
-
   /** The earliest time, or undefined when empty. */
   peekAt(): number | undefined {
     return this.at[0];

@@ -108,7 +108,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
   const tasks = postgresTasks(db, quoted, channel, tag);
   const sagas = postgresSagas(db, quoted, tag, owner, o.sagaLeaseMs);
 
-  const store: PostgresStore & Record<string, unknown> = {
+  const store: PostgresStore = {
     ...tasks,
     ...sagas,
     kind: 'postgres',
@@ -166,7 +166,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     const patterns = o.bus === true ? ['>'] : [...o.bus];
     const bridge: BusBridgeOptions = {
       db,
-      listen: () => listen(),
+      listen,
       schema: quoted,
       channel: `${channel}_bus`,
       tag,

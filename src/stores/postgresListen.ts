@@ -70,8 +70,8 @@ export class Listener {
     const client = new pg.Client(this.config);
     const attempt = (async () => {
       // An error event without a listener would crash the process; a lost connection is retried instead.
-      client.on('error', (error) => this.lost(client, error));
-      client.on('end', () => this.lost(client, undefined));
+      client.on('error', () => this.lost(client));
+      client.on('end', () => this.lost(client));
       client.on('notification', (msg) => {
         for (const h of this.handlers.get(msg.channel) ?? []) h(msg.payload ?? '');
       });
@@ -90,13 +90,13 @@ export class Listener {
     })().catch((error) => {
       this.connecting = undefined;
       if (!this.closed) this.report(error);
-      this.lost(client, error);
+      this.lost(client);
     });
     this.connecting = attempt;
     this.firstAttempt ??= attempt;
   }
 
-  private lost(client: pg.Client, _error: unknown): void {
+  private lost(client: pg.Client): void {
     if (this.client === client) {
       this.client = undefined;
       for (const set of this.handlers.values()) for (const h of set) h(null);
