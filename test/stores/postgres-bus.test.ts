@@ -1,28 +1,21 @@
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { createRuntime, postgresStore, type Runtime } from '../../src/index.js';
-import { dropSchema, PG_URL, pgAvailable, uniqueSchema, withClient } from '../fixtures/pg.js';
+import { freshSchemas, PG_URL, pgAvailable, withClient } from '../fixtures/pg.js';
 import { until } from '../fixtures/wait.js';
+
+const fresh = freshSchemas('bus');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.skipIf(!pgAvailable)('bus across runtimes (postgresStore bus option)', () => {
-  const schemas: string[] = [];
   const runtimes: Runtime[] = [];
   const runtime = (schema: string, bus: boolean | string[]) => {
     const rt = createRuntime({ store: postgresStore({ connectionString: PG_URL, schema, bus, poolSize: 3 }) });
     runtimes.push(rt);
     return rt;
   };
-  const fresh = () => {
-    const s = uniqueSchema('bus');
-    schemas.push(s);
-    return s;
-  };
   afterEach(async () => {
     await Promise.all(runtimes.splice(0).map((rt) => rt.stop()));
-  });
-  afterAll(async () => {
-    for (const s of schemas) await dropSchema(s);
   });
 
   it('events reach subscribers in other runtimes, in publish order per publisher, with payloads over 8000 bytes', async () => {
