@@ -1,8 +1,6 @@
 import { memoryStore } from '../../src/index.js';
 import { storeContract } from './contract.js';
-
-storeContract('memory', () => ({ store: memoryStore() }));
-
 import { sagaStoreContract } from './sagaContract.js';
 
+storeContract('memory', () => ({ store: memoryStore() }));
 sagaStoreContract('memory', () => ({ store: memoryStore() }));

@@ -8,8 +8,9 @@ import { sagaStoreContract } from './sagaContract.js';
 const fresh = freshSchemas('c');
 
 describe.skipIf(!pgAvailable)('postgres', () => {
-  storeContract('postgres', () => ({ store: postgresStore({ connectionString: PG_URL, schema: fresh() }) }));
-  sagaStoreContract('postgres', () => ({ store: postgresStore({ connectionString: PG_URL, schema: fresh() }) }));
+  const schemaStore = () => ({ store: postgresStore({ connectionString: PG_URL, schema: fresh() }) });
+  storeContract('postgres', schemaStore);
+  sagaStoreContract('postgres', schemaStore);
 
   describe('postgresStore specifics', () => {
     it('keeps tasks across close and reopen, at the latest schema version, in its own schema', async () => {

@@ -14,15 +14,13 @@ const remove = (path: string) => {
   for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true });
 };
 
-storeContract('sqlite', () => {
+const fileStore = () => {
   const path = tempPath();
   return { store: sqliteStore({ path }), cleanup: () => remove(path) };
-});
+};
 
-sagaStoreContract('sqlite', () => {
-  const path = tempPath();
-  return { store: sqliteStore({ path }), cleanup: () => remove(path) };
-});
+storeContract('sqlite', fileStore);
+sagaStoreContract('sqlite', fileStore);
 
 describe('sqliteStore specifics', () => {
   const paths: string[] = [];
