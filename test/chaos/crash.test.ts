@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRuntime, type Runtime, sqliteStore } from '../../src/index.js';
+import { removeDb, tempPath } from '../fixtures/tempDb.js';
 import { eachLine, until } from '../fixtures/wait.js';
 
 const TOTAL = 40;
@@ -38,7 +38,7 @@ describe('crash safety on SQLite (SIGKILL)', () => {
     proc?.kill('SIGKILL');
     await rt?.stop();
     rt = undefined;
-    for (const f of files.splice(0)) for (const s of ['', '-wal', '-shm']) rmSync(f + s, { force: true });
+    for (const f of files.splice(0)) removeDb(f);
   });
 
   it.each([
@@ -46,7 +46,7 @@ describe('crash safety on SQLite (SIGKILL)', () => {
     ['mid-way through processing', (_acked: number, done: number) => done >= 12],
     ['near the end', (_acked: number, done: number) => done >= 32],
   ])('a fresh runtime delivers every acknowledged task after a kill %s', async (_when, killPoint) => {
-    const base = join(tmpdir(), `keel-chaos-${process.pid}-${Date.now()}`);
+    const base = tempPath('chaos');
     const db = `${base}.db`;
     const log = `${base}.log`;
     files.push(db, log);

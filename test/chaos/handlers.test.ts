@@ -1,8 +1,6 @@
-import { rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRuntime, type Runtime, sqliteStore } from '../../src/index.js';
+import { removeDb, tempPath } from '../fixtures/tempDb.js';
 
 /** Misbehaving handlers, on a real clock and a SQLite file. */
 describe('misbehaving handlers (SQLite, real time)', () => {
@@ -11,10 +9,10 @@ describe('misbehaving handlers (SQLite, real time)', () => {
   afterEach(async () => {
     await rt?.stop();
     rt = undefined;
-    for (const s of ['', '-wal', '-shm']) rmSync(path + s, { force: true });
+    removeDb(path);
   });
   const start = () => {
-    path = join(tmpdir(), `keel-handlers-${process.pid}-${Date.now()}.db`);
+    path = `${tempPath('handlers')}.db`;
     rt = createRuntime({ store: sqliteStore({ path }), onError: () => {} });
     return rt;
   };

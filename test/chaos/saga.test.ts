@@ -1,12 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkoutSteps } from '../../examples/checkout/saga.js';
 import { createRuntime, type Runtime, sqliteStore } from '../../src/index.js';
+import { removeDb, tempPath } from '../fixtures/tempDb.js';
 import { eachLine } from '../fixtures/wait.js';
 import { INITIAL_STOCK, openShop, SKU } from './sagaServices.js';
 
@@ -55,7 +53,7 @@ describe('a checkout saga killed with SIGKILL resumes on the next start (SQLite)
     await rt?.stop();
     shop?.close();
     proc = rt = shop = undefined;
-    for (const f of files.splice(0)) for (const s of ['', '-wal', '-shm']) rmSync(f + s, { force: true });
+    for (const f of files.splice(0)) removeDb(f);
   });
 
   it.each([
@@ -84,7 +82,7 @@ describe('a checkout saga killed with SIGKILL resumes on the next start (SQLite)
       { compensating: 'createOrder' },
     ],
   ] as const)('killed %s: it finishes, every effect applied once', async (_when, mode, killAt, inFlight) => {
-    const base = join(tmpdir(), `keel-saga-chaos-${process.pid}-${randomUUID()}`);
+    const base = tempPath('saga-chaos');
     const keelDb = `${base}.db`;
     const shopDb = `${base}.shop.db`;
     files.push(keelDb, shopDb);

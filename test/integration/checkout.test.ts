@@ -1,13 +1,10 @@
-import { randomUUID } from 'node:crypto';
-import { rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { httpApi, type Received, type ShopServers, serveShop } from '../../examples/checkout/http.js';
 import { type CheckoutApi, checkoutSteps, inProcess } from '../../examples/checkout/saga.js';
 import { createShop, ServiceError, type Shop } from '../../examples/checkout/services.js';
 import { demo } from '../../examples/checkout.js';
 import { createRuntime, memoryStore, type Runtime, sqliteStore } from '../../src/index.js';
+import { removeDb, tempPath } from '../fixtures/tempDb.js';
 
 const SKU = 'lamp';
 const order = (qty = 2, customer = 'ada') => ({ customer, sku: SKU, qty, amount: 10 * qty });
@@ -21,7 +18,7 @@ afterEach(async () => {
   await rt?.stop();
   await servers?.close();
   rt = servers = undefined;
-  for (const f of files.splice(0)) for (const s of ['', '-wal', '-shm']) rmSync(f + s, { force: true });
+  for (const f of files.splice(0)) removeDb(f);
 });
 
 /** A shop with 5 lamps behind HTTP, a started runtime with the checkout saga, and what the services and the bus saw. */
@@ -229,7 +226,7 @@ describe('checkout interrupted on SQLite', () => {
   ] as const)(
     'a new runtime resumes a saga stopped in %s; each effect applied once',
     async (_what, hang, status, mode) => {
-      const path = join(tmpdir(), `keel-checkout-${process.pid}-${randomUUID()}.db`);
+      const path = `${tempPath('checkout')}.db`;
       files.push(path);
       const shop = createShop({ [SKU]: 5 });
       shop.payments.mode = mode;

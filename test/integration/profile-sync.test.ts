@@ -1,10 +1,8 @@
-import { rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type ProfileSyncResult, runProfileSync } from '../../examples/profile-sync.js';
 import type { DemoLog } from '../../src/cli/demoLog.js';
 import { sqliteStore } from '../../src/index.js';
+import { removeDb, tempPath } from '../fixtures/tempDb.js';
 
 const quiet: DemoLog = { section() {}, line() {}, summary() {} };
 
@@ -47,7 +45,7 @@ describe('profile sync scenario', () => {
   });
 
   it('converges on a SQLite store too', async () => {
-    const path = join(tmpdir(), `keel-profile-sync-${process.pid}-${Date.now()}.db`);
+    const path = `${tempPath('profile-sync')}.db`;
     try {
       const r = await runProfileSync(quiet, {
         users: 3,
@@ -58,7 +56,7 @@ describe('profile sync scenario', () => {
       });
       expectConverged(r);
     } finally {
-      for (const s of ['', '-wal', '-shm']) rmSync(path + s, { force: true });
+      removeDb(path);
     }
   });
 });

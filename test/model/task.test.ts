@@ -1,6 +1,3 @@
-import { rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AnyMachineSnapshot } from 'xstate';
 import {
@@ -15,6 +12,7 @@ import { taskMachine } from '../../src/machines/task.js';
 import type { Queue, Task } from '../../src/runtime/queues.js';
 import type { Store } from '../../src/stores/store.js';
 import { type ModelStep, planPaths, replayPath, settle, TestClock } from '../../src/testing/index.js';
+import { removeDb, tempPath } from '../fixtures/tempDb.js';
 
 const LEASE = 1000;
 const GRACE = 50;
@@ -174,12 +172,10 @@ const stores: Array<[string, () => { storeFor: () => Store; cleanup: () => void 
   [
     'sqlite',
     () => {
-      const path = join(tmpdir(), `keel-model-task-${process.pid}-${Date.now()}-${Math.random()}.db`);
+      const path = `${tempPath('model-task')}.db`;
       return {
         storeFor: () => sqliteStore({ path }),
-        cleanup: () => {
-          for (const s of ['', '-wal', '-shm']) rmSync(path + s, { force: true });
-        },
+        cleanup: () => removeDb(path),
       };
     },
   ],

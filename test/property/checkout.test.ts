@@ -1,12 +1,10 @@
-import { rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type CheckoutApi, checkoutSteps } from '../../examples/checkout/saga.js';
 import { createShop, ServiceError, type Shop } from '../../examples/checkout/services.js';
 import { createRuntime, memoryStore, type Store, sqliteStore } from '../../src/index.js';
 import { deferred } from '../fixtures/deferred.js';
+import { removeDb, tempPath } from '../fixtures/tempDb.js';
 
 /** The service calls the saga makes; each gets its own fault plan per saga. */
 type Op = 'createOrder' | 'takeStock' | 'charge' | 'restock' | 'voidPayment' | 'cancelOrder';
@@ -214,15 +212,10 @@ const durables: Record<'memory' | 'sqlite', () => Durable> = {
     return { store: () => store, dispose: () => {} };
   },
   sqlite: () => {
-    const path = join(
-      tmpdir(),
-      `keel-checkout-prop-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.db`,
-    );
+    const path = `${tempPath('checkout-prop')}.db`;
     return {
       store: () => sqliteStore({ path }),
-      dispose: () => {
-        for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true });
-      },
+      dispose: () => removeDb(path),
     };
   },
 };

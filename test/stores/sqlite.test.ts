@@ -1,22 +1,18 @@
-import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KeelError, sqliteStore } from '../../src/index.js';
 import { sqliteMigrations } from '../../src/stores/sqliteMigrations.js';
+import { removeDb, tempPath } from '../fixtures/tempDb.js';
 import { storeContract } from './contract.js';
 import { sagaStoreContract } from './sagaContract.js';
 
-let n = 0;
-const tempPath = () => join(tmpdir(), `keel-store-${process.pid}-${Date.now()}-${++n}.db`);
-const remove = (path: string) => {
-  for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true });
-};
+const tempDb = () => `${tempPath('store')}.db`;
 
 const fileStore = () => {
-  const path = tempPath();
-  return { store: sqliteStore({ path }), cleanup: () => remove(path) };
+  const path = tempDb();
+  return { store: sqliteStore({ path }), cleanup: () => removeDb(path) };
 };
 
 storeContract('sqlite', fileStore);
@@ -25,10 +21,10 @@ sagaStoreContract('sqlite', fileStore);
 describe('sqliteStore specifics', () => {
   const paths: string[] = [];
   afterEach(() => {
-    for (const p of paths.splice(0)) remove(p);
+    for (const p of paths.splice(0)) removeDb(p);
   });
   const fresh = () => {
-    const p = tempPath();
+    const p = tempDb();
     paths.push(p);
     return p;
   };

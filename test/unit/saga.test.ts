@@ -1,16 +1,14 @@
-import { rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createRuntime, type KeelError, NonRetryableError, type Runtime, sqliteStore } from '../../src/index.js';
 import { settle, TestClock } from '../../src/testing/index.js';
 import { deferred } from '../fixtures/deferred.js';
+import { removeDb, tempPath } from '../fixtures/tempDb.js';
 
 const runtimes: Runtime<any>[] = [];
 const files: string[] = [];
 afterEach(async () => {
   for (const rt of runtimes.splice(0)) await rt.stop().catch(() => {});
-  for (const f of files.splice(0)) rmSync(f, { force: true });
+  for (const f of files.splice(0)) removeDb(f);
 });
 
 let inspectMode: (() => void) | undefined;
@@ -22,8 +20,8 @@ function runtime(options: Parameters<typeof createRuntime>[0] = {}) {
 }
 
 function tempDb(): string {
-  const f = join(tmpdir(), `keel-saga-${process.pid}-${Math.random().toString(36).slice(2)}.db`);
-  files.push(f, `${f}-wal`, `${f}-shm`);
+  const f = `${tempPath('saga')}.db`;
+  files.push(f);
   return f;
 }
 
