@@ -8,6 +8,7 @@ import {
   startService,
 } from '../../examples/sms.js';
 import { createRuntime, type Runtime } from '../../src/index.js';
+import { sleep } from '../fixtures/wait.js';
 
 const failureThreshold = 3;
 const halfOpenMaxCalls = 1;
@@ -28,8 +29,6 @@ afterEach(async () => {
   await rt?.stop();
   rt = provider = service = undefined;
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('SMS service behind a breaker', () => {
   it('stays responsive and spares a hanging provider, then recovers to 202', async () => {

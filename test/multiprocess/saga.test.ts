@@ -3,10 +3,9 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createRuntime, postgresStore, type Runtime } from '../../src/index.js';
 import { dropSchema, PG_URL, pgAvailable, uniqueSchema } from '../fixtures/pg.js';
-import { until } from '../fixtures/wait.js';
+import { sleep, until } from '../fixtures/wait.js';
 
 const LEASE_MS = 1500;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.skipIf(!pgAvailable)('sagas owned by one runtime at a time (Postgres)', () => {
   const schemas: string[] = [];

@@ -1,11 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRuntime, postgresStore, type Runtime } from '../../src/index.js';
 import { freshSchemas, PG_URL, pgAvailable, withClient } from '../fixtures/pg.js';
-import { until } from '../fixtures/wait.js';
+import { sleep, until } from '../fixtures/wait.js';
 
 const fresh = freshSchemas('bus');
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.skipIf(!pgAvailable)('bus across runtimes (postgresStore bus option)', () => {
   const runtimes: Runtime[] = [];

@@ -1,11 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRuntime, KeelError, memoryStore, postgresStore, type Runtime } from '../../src/index.js';
 import { freshSchemas, PG_URL, pgAvailable, withClient } from '../fixtures/pg.js';
-import { until } from '../fixtures/wait.js';
+import { sleep, until } from '../fixtures/wait.js';
 
 const fresh = freshSchemas('q');
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Ends every connection whose application_name is `app` (a database restart, as far as those clients can tell). */
 const terminate = (app: string) =>
