@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { dropSchema, PG_URL, pgAvailable, uniqueSchema } from '../fixtures/pg.js';
+import { runScript } from '../fixtures/script.js';
 
 describe.skipIf(!pgAvailable)('a process using postgresStore', () => {
   const schema = uniqueSchema('exit');
@@ -10,25 +10,7 @@ describe.skipIf(!pgAvailable)('a process using postgresStore', () => {
   it('exits by itself after rt.stop() (queue, saga, bus bridge, LISTEN all released)', {
     timeout: 30_000,
   }, async () => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', join(import.meta.dirname, 'exitsAfterStop.ts'), PG_URL, schema],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    );
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    const code = await new Promise<number | null>((resolve) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        resolve(null);
-      }, 20_000);
-      child.on('exit', (c) => {
-        clearTimeout(timer);
-        resolve(c);
-      });
-    });
+    const { code, out } = await runScript(join(import.meta.dirname, 'exitsAfterStop.ts'), [PG_URL, schema], 20_000);
     expect(out).toContain('STOPPED');
     expect(code).toBe(0);
   });

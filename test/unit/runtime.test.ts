@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createMachine, setup } from 'xstate';
 import { type ActorFailure, createRuntime, KeelError, memoryStore, type Runtime } from '../../src/index.js';
 import { settle } from '../../src/testing/index.js';
 import { controlledStore } from '../fixtures/fakeStore.js';
+import { runScript } from '../fixtures/script.js';
 
 let rt: Runtime<any> | undefined;
 afterEach(async () => {
@@ -230,17 +230,8 @@ describe('runtime handles', () => {
   it('a script that stops its runtime exits by itself: bus, breaker, SQLite queue, saga and a sleeping actor in use', async () => {
     const script = fileURLToPath(new URL('../fixtures/exitsAfterStop.ts', import.meta.url));
     const started = Date.now();
-    const code = await new Promise<number | null>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error('the script did not exit by itself within 15 s'));
-      }, 15_000);
-      child.on('exit', (c) => {
-        clearTimeout(timer);
-        resolve(c);
-      });
-    });
+    // Killed (code null) if it has not exited by itself within 15 s.
+    const { code } = await runScript(script, [], 15_000);
     expect(code).toBe(0);
     expect(Date.now() - started).toBeLessThan(15_000);
   });
