@@ -3,7 +3,7 @@ import type { AnyActorRef, AnyEventObject } from 'xstate';
 import { createRuntime } from '../../src/index.js';
 import { createSagaMachine } from '../../src/machines/saga.js';
 import { type Driver, eventKind, planPaths, replayPath, settle, TestClock } from '../../src/testing/index.js';
-import { controlledSteps } from '../fixtures/sagaServices.js';
+import { controlledSteps } from '../fixtures/controlledSteps.js';
 
 const names = ['createOrder', 'deductInventory', 'processPayment'] as const;
 
