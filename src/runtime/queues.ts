@@ -364,7 +364,7 @@ function createQueue(rt: Runtime<any>, name: string, o: Checked): Queue {
       const rows = await rt.store.dead(name);
       return rows.map((r) => ({
         id: r.id,
-        payload: JSON.parse(r.payload),
+        payload: readablePayload(r.payload),
         attempt: r.attempt,
         ...(r.key !== undefined && { key: r.key }),
         ...(r.lastError !== undefined && { error: r.lastError }),
@@ -395,4 +395,13 @@ function createQueue(rt: Runtime<any>, name: string, o: Checked): Queue {
       actor.send({ type: 'queue.resume' });
     },
   };
+}
+
+/** A dead task's payload; one that is not JSON (why it died) is shown as its stored text, so `dead()` still lists it. */
+function readablePayload(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
 }

@@ -31,6 +31,10 @@ describe('backoff', () => {
       100, 200, 400, 800, 1000, 1000, 1000, 1000,
     ]);
   });
+  it('an initialDelayMs of 0 stays 0 however many attempts (no NaN once the growth overflows)', () => {
+    const zero = { ...policy, initialDelayMs: 0 };
+    expect([1, 2, 1100, 5000].map((a) => backoffMs(zero, a))).toEqual([0, 0, 0, 0]);
+  });
   it('full jitter draws uniformly from 0 to the cap', () => {
     const j = { ...policy, jitter: true };
     expect(backoffMs(j, 3, () => 0)).toBe(0);
@@ -400,6 +404,16 @@ describe('queue semantics', () => {
       attempt: 1,
       lastError: expect.stringContaining('the stored payload is not JSON'),
     });
+  });
+
+  it('dead() lists a task whose stored payload is not JSON, with the stored text as its payload', async () => {
+    const { rt, store } = setupRt();
+    const q = rt.queue('q', { paused: true, handler: async () => {} });
+    await rt.start();
+    const [stored] = await store.enqueue('q', [{ payload: '{not json', runAt: 0 }], 0);
+    q.resume();
+    await settle();
+    expect(await q.dead()).toMatchObject([{ id: stored!.id, payload: '{not json', attempt: 1 }]);
   });
 
   it('a handler that throws synchronously counts like a rejection', async () => {

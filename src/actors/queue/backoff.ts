@@ -23,7 +23,8 @@ export const defaultRetry: RetryPolicy = {
  * instead of moving it in lockstep).
  */
 export function backoffMs(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
-  const exp = policy.initialDelayMs * policy.multiplier ** Math.max(0, attempt - 1);
+  // 0 * Infinity is NaN: with no initial delay there is nothing to grow, however many attempts.
+  const exp = policy.initialDelayMs === 0 ? 0 : policy.initialDelayMs * policy.multiplier ** Math.max(0, attempt - 1);
   const cap = Math.min(policy.maxDelayMs, Number.isFinite(exp) ? exp : policy.maxDelayMs);
   return policy.jitter ? Math.floor(random() * (cap + 1)) : cap;
 }
