@@ -4,7 +4,7 @@ import { demo as checkoutDemo } from '../../examples/checkout.js';
 import { demo as profileSyncDemo } from '../../examples/profile-sync.js';
 import { demo as smsDemo } from '../../examples/sms.js';
 import type { Runtime } from '../runtime/createRuntime.js';
-import { watchNewRuntimes } from '../viewer/hook.js';
+import { watchNewRuntimes } from '../runtime/createRuntime.js';
 import { consoleLog, type DemoLog } from './demoLog.js';
 import { logStateChanges } from './stateLog.js';
 

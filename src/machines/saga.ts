@@ -1,4 +1,5 @@
 import { assign, fromPromise, setup } from 'xstate';
+import { errorData } from '../core/json.js';
 import { publish } from './publish.js';
 
 /** What the machine needs to know of a step: its name and whether it can be undone. */
@@ -171,29 +172,22 @@ export const sagaUpdates = {
 export const sagaPayloads = {
   started: (c: SagaContext) => ({ sagaId: c.sagaId, input: c.input }),
   stepCompleted: (c: SagaContext) => ({ sagaId: c.sagaId, results: c.results }),
-  compensating: (c: SagaContext) => ({ sagaId: c.sagaId, failedStep: c.failedStep, error: describe(c.error) }),
+  compensating: (c: SagaContext) => ({ sagaId: c.sagaId, failedStep: c.failedStep, error: errorData(c.error) }),
   completed: (c: SagaContext) => ({ sagaId: c.sagaId, results: c.results }),
   compensated: (c: SagaContext) => ({
     sagaId: c.sagaId,
     failedStep: c.failedStep,
-    error: describe(c.error),
+    error: errorData(c.error),
     compensated: c.compensated,
   }),
   failed: (c: SagaContext) => ({
     sagaId: c.sagaId,
     failedStep: c.failedStep,
-    error: describe(c.error),
-    compensationError: describe(c.compensationError),
+    error: errorData(c.error),
+    compensationError: errorData(c.compensationError),
     compensated: c.compensated,
   }),
 };
-
-/** An error as plain data, for events and storage. */
-export function describe(error: unknown): unknown {
-  if (error instanceof Error)
-    return { name: error.name, message: error.message, code: (error as { code?: unknown }).code };
-  return error;
-}
 
 /** The machine type `createSagaMachine` returns. */
 export type SagaMachine = ReturnType<typeof createSagaMachine>;

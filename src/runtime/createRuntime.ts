@@ -1,18 +1,17 @@
 import type { AnyActorLogic, AnyActorRef, InspectionEvent, Observer } from 'xstate';
 import { createActor, fromPromise } from 'xstate';
-import { type Bus, busLogic, EventBus, type EventMap } from '../actors/bus.js';
+import { type Bus, busLogic, EventBus, type EventMap } from '../actors/bus/bus.js';
+import type { Component, Host, LifecycleState } from '../actors/host.js';
 import type { SagaOptions, SagaStep } from '../actors/saga/definition.js';
+import { type Clock, systemClock } from '../core/clock.js';
+import { invalidOptions, KeelError } from '../core/errors.js';
+import { untilSnapshot } from '../core/untilSnapshot.js';
 import { runtimeMachine } from '../machines/runtime.js';
-import { memoryStore } from '../stores/memory.js';
+import { memoryStore } from '../stores/memory/store.js';
 import type { Store } from '../stores/store.js';
-import { type Viewer, type ViewerOptions, watchNewRuntime, willWatch } from '../viewer/hook.js';
 import { type Breaker, type BreakerOptions, breakerFor } from './breakers.js';
-import { type Clock, systemClock } from './clock.js';
-import type { Component } from './components.js';
-import { invalidOptions, KeelError } from './errors.js';
 import { type Queue, type QueueOptions, queueFor } from './queues.js';
 import { type Saga, sagaFor } from './sagas.js';
-import { untilSnapshot } from './untilState.js';
 
 /** Options of `createRuntime`. */
 export interface RuntimeOptions {
@@ -32,8 +31,56 @@ export interface RuntimeOptions {
   viewer?: ViewerOptions;
 }
 
+/** Options of the live viewer (`createRuntime({ viewer })`); `src/viewer` serves it. */
+export interface ViewerOptions {
+  /** Port on 127.0.0.1; 0 (default) picks a free one, see `viewer.url`. */
+  port?: number;
+  /** Interface to bind; default 127.0.0.1. */
+  host?: string;
+  /** Events kept per actor. */
+  events?: number;
+  /** Finished actors (done, stopped) kept per runtime; live ones are always kept. */
+  finished?: number;
+  /** Stopped runtimes kept (their actors greyed out). */
+  runtimes?: number;
+}
+
+/** A runtime's own live viewer, as the runtime sees it. */
+export interface AttachedViewer {
+  /** The page's address once listening. */
+  readonly url: string | undefined;
+  listen(): Promise<string>;
+  firstClient(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * How a runtime gets a viewer without importing one: the layer above
+ * (`src/viewer`, wired in `src/createRuntime.ts`) hands this to the constructor.
+ */
+export interface ViewerSupport {
+  /** Throws `INVALID_OPTIONS` unless `options` are viewer options. */
+  check(options: unknown): void;
+  /** Serves `rt` in a new viewer from its start to its stop. */
+  attach(rt: Runtime<any>, options: ViewerOptions): AttachedViewer;
+}
+
+type Watcher = (rt: Runtime<any>) => void;
+const watchers = new Set<Watcher>();
+
+/**
+ * Calls `fn` with every runtime created from now on, until the returned
+ * function is called; such runtimes are inspected (every saga runs as a visible
+ * actor). This is how `keel demo` and `keel inspect` see the runtimes that the
+ * example scenarios create for themselves.
+ */
+export function watchNewRuntimes(fn: Watcher): () => void {
+  watchers.add(fn);
+  return () => watchers.delete(fn);
+}
+
 /** The runtime's lifecycle states. */
-export type RuntimeState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
+export type RuntimeState = LifecycleState;
 
 /** What `runtime.actor.failed` carries. */
 export interface ActorFailure {
@@ -63,7 +110,9 @@ export class Runtime<E extends EventMap = Record<string, any>> {
   /** True when an inspector watches this runtime: patterns then run every instance as a visible actor. */
   readonly inspected: boolean;
   /** The live viewer, when created with the `viewer` option. */
-  readonly viewer: Viewer | undefined;
+  readonly viewer: AttachedViewer | undefined;
+  /** @internal what the patterns may use of this runtime (`src/actors/host.ts`). */
+  readonly host: Host & { breaker(name: string): Breaker };
   private readonly eventBus: EventBus<E>;
   private readonly components: Component[] = [];
   private starting: Promise<void> | undefined;
@@ -73,7 +122,7 @@ export class Runtime<E extends EventMap = Record<string, any>> {
   private unbridge: (() => Promise<void>) | undefined;
   private readonly onError: RuntimeOptions['onError'];
 
-  constructor(options: RuntimeOptions = {}) {
+  constructor(options: RuntimeOptions = {}, viewerSupport?: ViewerSupport) {
     if (typeof options !== 'object' || options === null) {
       throw invalidOptions('createRuntime', 'options', 'must be an object');
     }
@@ -85,7 +134,17 @@ export class Runtime<E extends EventMap = Record<string, any>> {
     this.clock = options.clock ?? systemClock;
     this.store = options.store ?? memoryStore();
     this.onError = options.onError;
-    this.inspected = options.inspect !== undefined || willWatch(options.viewer);
+    if (options.viewer !== undefined) {
+      if (!viewerSupport) {
+        throw invalidOptions(
+          'createRuntime',
+          'viewer',
+          "needs the viewer: create the runtime with createRuntime() from 'keel'",
+        );
+      }
+      viewerSupport.check(options.viewer);
+    }
+    this.inspected = options.inspect !== undefined || options.viewer !== undefined || watchers.size > 0;
     const report = (error: unknown, detail: string) => this.report(error, detail);
     this.eventBus = new EventBus<E>(this.clock, report);
     this.bus = this.eventBus;
@@ -116,7 +175,9 @@ export class Runtime<E extends EventMap = Record<string, any>> {
       systemId: 'runtime',
     });
     this.system.subscribe({ error: (error) => this.report(error, 'the runtime actor failed') });
-    this.viewer = watchNewRuntime(this, options.viewer);
+    this.host = this.makeHost(report);
+    for (const fn of watchers) fn(this);
+    this.viewer = options.viewer === undefined ? undefined : viewerSupport?.attach(this, options.viewer);
     this.system.start();
   }
 
@@ -214,6 +275,26 @@ export class Runtime<E extends EventMap = Record<string, any>> {
     else console.error(`keel: ${detail}:`, error);
   }
 
+  private makeHost(report: (error: unknown, detail: string) => void): Runtime<E>['host'] {
+    const rt = this;
+    return {
+      store: this.store,
+      clock: this.clock,
+      publish: (topic, payload, options) =>
+        this.eventBus.publish(topic as keyof E & string, payload as E[keyof E & string], options),
+      subscribe: (topic, handler) => this.eventBus.subscribe(topic as keyof E & string, handler),
+      report,
+      whenRunning: (what) => this.whenRunning(what),
+      get state() {
+        return rt.state;
+      },
+      inspected: this.inspected,
+      system: this.system,
+      spawn: (logic, options) => this.spawn(logic, options),
+      breaker: (name) => this.breaker(name),
+    };
+  }
+
   private snapshot(): RuntimeSnapshot {
     return this.system.getSnapshot();
   }
@@ -278,7 +359,10 @@ function checkClock(clock: unknown): void {
   }
 }
 
-/** Creates a keel runtime. Nothing runs until `start()`; `stop()` releases every timer and handle. */
-export function createRuntime<E extends EventMap = Record<string, any>>(options: RuntimeOptions = {}): Runtime<E> {
-  return new Runtime<E>(options);
+/** Creates a keel runtime with the given viewer support. Nothing runs until `start()`; `stop()` releases every timer and handle. */
+export function createRuntimeWith<E extends EventMap = Record<string, any>>(
+  options: RuntimeOptions = {},
+  viewerSupport?: ViewerSupport,
+): Runtime<E> {
+  return new Runtime<E>(options, viewerSupport);
 }

@@ -1,6 +1,6 @@
 import type { AnyMachineSnapshot, AnyStateMachine, AnyTransitionDefinition, EventObject } from 'xstate';
 import { getAdjacencyMap, getShortestPaths } from 'xstate/graph';
-import { KeelError } from '../runtime/errors.js';
+import { KeelError } from '../core/errors.js';
 import { activeNodes, type Coverage, describeTransition, makeCoverage } from './coverage.js';
 
 /** One step of a path: the event sent and the state the model expects after it. */

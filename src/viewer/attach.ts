@@ -1,16 +1,11 @@
 import type { AnyActorRef } from 'xstate';
-import type { Runtime } from '../runtime/createRuntime.js';
-import { invalidOptions } from '../runtime/errors.js';
+import { invalidOptions } from '../core/errors.js';
+import type { Runtime, ViewerOptions as RuntimeViewerOptions } from '../runtime/createRuntime.js';
 import { type HubLimits, ViewerHub } from './hub.js';
 import { serveViewer, type ViewerServer } from './server.js';
 
 /** Options of the live viewer (`createRuntime({ viewer })`, `attachViewer`). */
-export interface ViewerOptions extends HubLimits {
-  /** Port on 127.0.0.1; 0 (default) picks a free one, see `viewer.url`. */
-  port?: number;
-  /** Interface to bind; default 127.0.0.1. */
-  host?: string;
-}
+export interface ViewerOptions extends HubLimits, RuntimeViewerOptions {}
 
 /** A live viewer: a page on localhost showing every actor of the runtimes it watches. */
 export interface Viewer {

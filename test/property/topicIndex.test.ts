@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { TopicIndex } from '../../src/actors/topicIndex.js';
+import { TopicIndex } from '../../src/actors/bus/topicIndex.js';
 
 /** The obvious definition of a match, token by token. */
 function matches(pattern: string, topic: string): boolean {

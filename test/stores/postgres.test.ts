@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createRuntime, KeelError, postgresStore } from '../../src/index.js';
-import { postgresMigrations } from '../../src/stores/postgresMigrations.js';
+import { postgresMigrations } from '../../src/stores/postgres/migrations.js';
 import { freshSchemas, PG_URL, pgAvailable, withClient } from '../fixtures/pg.js';
 import { storeContract } from './contract.js';
 import { sagaStoreContract } from './sagaContract.js';

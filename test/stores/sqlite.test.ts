@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KeelError, sqliteStore } from '../../src/index.js';
-import { sqliteMigrations } from '../../src/stores/sqliteMigrations.js';
+import { sqliteMigrations } from '../../src/stores/sqlite/migrations.js';
 import { removeDb, tempPath } from '../fixtures/tempDb.js';
 import { storeContract } from './contract.js';
 import { sagaStoreContract } from './sagaContract.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type Deadline, Deadlines } from '../../src/actors/breakerDeadlines.js';
-import { type Clock, systemClock } from '../../src/runtime/clock.js';
+import { type Deadline, Deadlines } from '../../src/actors/breaker/deadlines.js';
+import { type Clock, systemClock } from '../../src/core/clock.js';
 
 /** A clock whose timers are inspectable handles with `unref`, like Node's; `turns` adds `afterTurn`. */
 class HandleClock implements Clock {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { backoffMs, defaultRetry } from '../../src/actors/queue/backoff.js';
+import { backoffMs, defaultRetry } from '../../src/core/retry.js';
 import { createRuntime, KeelError, memoryStore, NonRetryableError, type Runtime } from '../../src/index.js';
 import type { Task } from '../../src/runtime/queues.js';
 import type { Store } from '../../src/stores/store.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parsePattern, parseTopic } from '../../src/actors/topics.js';
+import { parsePattern, parseTopic } from '../../src/actors/bus/topics.js';
 import { KeelError } from '../../src/index.js';
 
 function codeOf(fn: () => unknown): string | undefined {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRuntime, type Runtime } from '../../src/index.js';
-import { watchNewRuntimes } from '../../src/viewer/hook.js';
+import { watchNewRuntimes } from '../../src/runtime/createRuntime.js';
 import type { ViewerMessage } from '../../src/viewer/hub.js';
 
 const runtimes: Runtime[] = [];

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import type { Clock } from '../../core/clock.js';
+import { KeelError, LeaseLostError, TaskTimeoutError } from '../../core/errors.js';
+import { describeError } from '../../core/json.js';
+import { backoffMs, type RetryPolicy } from '../../core/retry.js';
 import type { TaskEvent } from '../../machines/task.js';
-import type { Clock } from '../../runtime/clock.js';
-import { KeelError } from '../../runtime/errors.js';
 import type { ClaimedTask, Outcome, TaskStore } from '../../stores/store.js';
-import { backoffMs, type RetryPolicy } from './backoff.js';
-import { describeError, LeaseLostError, TaskTimeoutError } from './errors.js';
 import { nextTaskState } from './lifecycle.js';
 
 /** What a handler receives. */

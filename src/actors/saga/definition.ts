@@ -1,5 +1,5 @@
-import { invalidOptions } from '../../runtime/errors.js';
-import { parseRetry, type RetryOptions, type RetryPolicy } from '../../runtime/retryPolicy.js';
+import { invalidOptions } from '../../core/errors.js';
+import { parseRetry, type RetryOptions, type RetryPolicy } from '../../core/retry.js';
 
 /** What a step (or its compensation) is given. */
 export interface StepContext<TInput = any> {

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { type Actor, createActor, fromPromise } from 'xstate';
+import { KeelError } from '../../core/errors.js';
+import { encodeJson, errorData } from '../../core/json.js';
+import { type AttemptState, runAttempts } from '../../core/retry.js';
 import {
   createSagaMachine,
-  describe,
   type SagaContext,
   type SagaInput,
   type SagaMachine,
@@ -10,12 +12,9 @@ import {
   sagaPayloads,
   sagaUpdates,
 } from '../../machines/saga.js';
-import type { Runtime } from '../../runtime/createRuntime.js';
-import { KeelError } from '../../runtime/errors.js';
 import type { SagaRecord, SagaRecordStatus, SagaStore } from '../../stores/sagaStore.js';
 import type { Store } from '../../stores/store.js';
-import { encodeJson } from '../json.js';
-import { type AttemptState, runAttempts } from './attempts.js';
+import type { Host } from '../host.js';
 import type { ResolvedSaga, ResolvedStep, SagaStep, StepContext } from './definition.js';
 import { compilePlan, type PlannedAction, type SagaPlan } from './plan.js';
 import { resultOf, type SagaResult } from './result.js';
@@ -45,6 +44,9 @@ interface Flight {
   owned: boolean;
 }
 
+/** What a saga runner needs of its runtime. */
+export type SagaHost = Pick<Host, 'store' | 'clock' | 'publish' | 'report' | 'whenRunning' | 'inspected' | 'system'>;
+
 /** The store methods a saga needs. */
 type Sagas = Store & SagaStore;
 
@@ -69,7 +71,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
   private stopped = false;
 
   constructor(
-    private readonly rt: Runtime<any>,
+    private readonly rt: SagaHost,
     private readonly def: ResolvedSaga,
   ) {
     this.steps = new Map(def.steps.map((s) => [s.name, s]));
@@ -401,7 +403,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
           const payload = sagaPayloads[a.type as keyof typeof sagaPayloads];
           if (!payload)
             throw new Error(`saga '${this.def.name}': the machine has an action '${a.type}' the runner does not know`);
-          this.rt.bus.publish(`saga.${this.def.name}.${a.type}`, payload(context), {
+          this.rt.publish(`saga.${this.def.name}.${a.type}`, payload(context), {
             source: `saga.${this.def.name}.${context.sagaId}`,
           });
         }
@@ -525,5 +527,5 @@ function isFinal(status: SagaRecordStatus): boolean {
 
 /** The context as JSON can hold it: errors become `{ name, message, code }`. */
 function storable(c: SagaContext): SagaContext {
-  return { ...c, error: describe(c.error), compensationError: describe(c.compensationError) };
+  return { ...c, error: errorData(c.error), compensationError: errorData(c.compensationError) };
 }

@@ -1,4 +1,4 @@
-import { KeelError } from '../runtime/errors.js';
+import { KeelError } from '../../core/errors.js';
 
 /** Splits and checks a topic a subscriber listens on: tokens, `*` for one token, `>` last for the rest. */
 export function parsePattern(pattern: unknown): string[] {

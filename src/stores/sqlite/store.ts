@@ -1,8 +1,6 @@
 import Database from 'better-sqlite3';
-import { KeelError } from '../runtime/errors.js';
-import { sqliteMigrations } from './sqliteMigrations.js';
-import { sqliteSagas } from './sqliteSagas.js';
-import { claimedTasks, LIVE, nextDue, queueStats, taskRecord as record, type TaskRow, UNLIMITED } from './sqlRows.js';
+import { KeelError } from '../../core/errors.js';
+import { claimedTasks, LIVE, nextDue, queueStats, taskRecord as record, type TaskRow, UNLIMITED } from '../sql/rows.js';
 import type {
   ClaimedTask,
   EnqueueResult,
@@ -12,7 +10,9 @@ import type {
   QueueStats,
   Store,
   TaskRecord,
-} from './store.js';
+} from '../store.js';
+import { sqliteMigrations } from './migrations.js';
+import { sqliteSagas } from './sagas.js';
 
 /** Options of `sqliteStore`. */
 export interface SqliteStoreOptions {

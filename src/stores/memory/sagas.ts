@@ -1,4 +1,4 @@
-import type { SagaRecord, SagaStore } from './sagaStore.js';
+import type { SagaRecord, SagaStore } from '../sagaStore.js';
 
 const isFinal = (r: SagaRecord) => r.status !== 'running' && r.status !== 'compensating';
 

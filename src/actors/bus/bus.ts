@@ -1,11 +1,11 @@
 import type { AnyActorRef } from 'xstate';
-import { busMachine } from '../machines/bus.js';
-import type { Clock } from '../runtime/clock.js';
-import { KeelError } from '../runtime/errors.js';
-import { type BusEvent, envelopeFactory } from './busEvent.js';
+import type { Clock } from '../../core/clock.js';
+import { KeelError } from '../../core/errors.js';
+import { busMachine } from '../../machines/bus.js';
+import { type BusEvent, envelopeFactory } from './event.js';
 import { TopicIndex } from './topicIndex.js';
 
-export type { BusEvent } from './busEvent.js';
+export type { BusEvent } from './event.js';
 
 /** A map from topic to payload type; `Record<string, any>` leaves the bus untyped. */
 export type EventMap = Record<string, unknown>;

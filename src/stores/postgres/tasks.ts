@@ -1,4 +1,4 @@
-import { claimedTasks, LIVE, nextDue, queueStats, taskRecord as record, type TaskRow, UNLIMITED } from './sqlRows.js';
+import { claimedTasks, LIVE, nextDue, queueStats, taskRecord as record, type TaskRow, UNLIMITED } from '../sql/rows.js';
 import type {
   ClaimedTask,
   EnqueueResult,
@@ -8,7 +8,7 @@ import type {
   QueueStats,
   TaskRecord,
   TaskStore,
-} from './store.js';
+} from '../store.js';
 
 /** What the task methods need from `pg`: a pool, or a client inside the caller's transaction. */
 export interface Queryable {

@@ -1,5 +1,5 @@
-import type { Listener } from './postgresListen.js';
-import type { Queryable } from './postgresTasks.js';
+import type { Listener } from './listen.js';
+import type { Queryable } from './tasks.js';
 
 /** The part of the runtime's bus the bridge uses. */
 export interface BridgedBus {

@@ -1,5 +1,5 @@
-import type { BreakerSettings } from '../machines/breaker.js';
-import { invalidOptions, KeelError } from '../runtime/errors.js';
+import { invalidOptions, KeelError } from '../../core/errors.js';
+import type { BreakerSettings } from '../../machines/breaker.js';
 
 /** Options of `rt.breaker` (DESIGN.md, "Circuit breaker"). Durations in milliseconds. */
 export interface BreakerOptions {

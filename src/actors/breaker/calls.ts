@@ -1,10 +1,9 @@
 import type { ActorRefFrom, SnapshotFrom } from 'xstate';
-import type { BreakerEvent, BreakerState, breakerMachine } from '../machines/breaker.js';
-import { CallTimeoutError, CircuitOpenError, type RefusingState } from '../runtime/breakerErrors.js';
-import type { Clock } from '../runtime/clock.js';
-import { KeelError } from '../runtime/errors.js';
-import { type Deadline, Deadlines, UNSTAMPED } from './breakerDeadlines.js';
-import type { ResolvedBreakerOptions } from './breakerOptions.js';
+import type { Clock } from '../../core/clock.js';
+import { CallTimeoutError, CircuitOpenError, KeelError, type RefusingState } from '../../core/errors.js';
+import type { BreakerEvent, BreakerState, breakerMachine } from '../../machines/breaker.js';
+import { type Deadline, Deadlines, UNSTAMPED } from './deadlines.js';
+import type { ResolvedBreakerOptions } from './options.js';
 
 /** The breaker's actor. */
 export type BreakerActor = ActorRefFrom<typeof breakerMachine>;

@@ -1,4 +1,4 @@
-import type { Clock } from '../runtime/clock.js';
+import type { Clock } from '../../core/clock.js';
 
 /** A deadline not known yet: its call started in a turn that has not ended. */
 export const UNSTAMPED = Number.POSITIVE_INFINITY;

@@ -1,7 +1,7 @@
-import { KeelError } from '../runtime/errors.js';
-import type { Queryable } from './postgresTasks.js';
-import type { SagaRecord, SagaStore } from './sagaStore.js';
-import { type SagaRow, sagaRecord as toRecord } from './sqlRows.js';
+import { KeelError } from '../../core/errors.js';
+import type { SagaRecord, SagaStore } from '../sagaStore.js';
+import { type SagaRow, sagaRecord as toRecord } from '../sql/rows.js';
+import type { Queryable } from './tasks.js';
 
 function statements(s: string) {
   return {

@@ -1,4 +1,4 @@
-import { KeelError } from '../runtime/errors.js';
+import { KeelError } from './errors.js';
 
 /**
  * Where `value` holds something JSON cannot carry faithfully, as a message
@@ -45,7 +45,44 @@ export function jsonProblem(value: unknown, path: string, seen = new Set<object>
  */
 export function encodeJson(value: unknown, what: string): string | undefined {
   if (value === undefined) return undefined;
-  const problem = jsonProblem(value, 'value');
+  return encodeValue(value, what, 'value');
+}
+
+/**
+ * The JSON text of a value that must be present (a task payload): anything JSON
+ * cannot carry faithfully, `undefined` included, throws `INVALID_PAYLOAD` naming
+ * `what` and the path under `path`.
+ */
+export function encodeValue(value: unknown, what: string, path: string): string {
+  const problem = jsonProblem(value, path);
   if (problem) throw new KeelError('INVALID_PAYLOAD', `${what} must be plain JSON: ${problem}`);
   return JSON.stringify(value);
+}
+
+/** The value of stored JSON text; text that is not JSON (a corrupt row) is returned as the text itself. */
+export function decodeOrText(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** A readable one-line description of whatever was thrown (it need not be an Error). */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  try {
+    if (typeof error === 'string') return `thrown string: ${error}`;
+    const json = JSON.stringify(error);
+    return `thrown ${typeof error}: ${json ?? String(error)}`;
+  } catch {
+    return `thrown ${typeof error} (not printable)`;
+  }
+}
+
+/** An error as plain data, for events and storage: an `Error` becomes `{ name, message, code }`. */
+export function errorData(error: unknown): unknown {
+  if (error instanceof Error)
+    return { name: error.name, message: error.message, code: (error as { code?: unknown }).code };
+  return error;
 }

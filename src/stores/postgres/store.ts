@@ -1,12 +1,12 @@
 import { createHash, randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { invalidOptions, KeelError } from '../runtime/errors.js';
-import { type BusBridgeOptions, postgresBus } from './postgresBus.js';
-import { Listener } from './postgresListen.js';
-import { postgresMigrations } from './postgresMigrations.js';
-import { postgresSagas } from './postgresSagas.js';
-import { postgresTasks, type Queryable } from './postgresTasks.js';
-import type { Store } from './store.js';
+import { invalidOptions, KeelError } from '../../core/errors.js';
+import type { Store } from '../store.js';
+import { type BusBridgeOptions, postgresBus } from './bus.js';
+import { Listener } from './listen.js';
+import { postgresMigrations } from './migrations.js';
+import { postgresSagas } from './sagas.js';
+import { postgresTasks, type Queryable } from './tasks.js';
 
 /** Options of `postgresStore`. */
 export interface PostgresStoreOptions {

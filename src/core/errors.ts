@@ -1,4 +1,69 @@
-import { KeelError } from './errors.js';
+/** Codes carried by every error keel creates. */
+export type KeelErrorCode =
+  | 'CIRCUIT_OPEN'
+  | 'CALL_TIMEOUT'
+  | 'INVALID_TOPIC'
+  | 'INVALID_OPTIONS'
+  | 'INVALID_PAYLOAD'
+  | 'DUPLICATE_NAME'
+  | 'NOT_STARTED'
+  | 'RUNTIME_STOPPED'
+  | 'STORE_UNAVAILABLE'
+  | 'NOT_FOUND'
+  | 'NON_RETRYABLE'
+  | 'LEASE_LOST'
+  | 'TASK_TIMEOUT'
+  | 'STEP_TIMEOUT'
+  | 'SAGA_NOT_OWNED'
+  | 'SAGA_VERSION_MISMATCH';
+
+/** Every code keel throws, for exhaustive handling and the test that keeps this list true. */
+export const KEEL_ERROR_CODES: readonly KeelErrorCode[] = [
+  'CIRCUIT_OPEN',
+  'CALL_TIMEOUT',
+  'INVALID_TOPIC',
+  'INVALID_OPTIONS',
+  'INVALID_PAYLOAD',
+  'DUPLICATE_NAME',
+  'NOT_STARTED',
+  'RUNTIME_STOPPED',
+  'STORE_UNAVAILABLE',
+  'NOT_FOUND',
+  'NON_RETRYABLE',
+  'LEASE_LOST',
+  'TASK_TIMEOUT',
+  'STEP_TIMEOUT',
+  'SAGA_NOT_OWNED',
+  'SAGA_VERSION_MISMATCH',
+];
+
+/** Base class of every error keel creates; `code` says what went wrong. */
+export class KeelError extends Error {
+  readonly code: KeelErrorCode;
+  constructor(code: KeelErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'KeelError';
+    this.code = code;
+  }
+}
+
+/** Thrown when options passed to a keel constructor are invalid; names the option. */
+export function invalidOptions(owner: string, option: string, why: string): KeelError {
+  return new KeelError('INVALID_OPTIONS', `${owner}: option '${option}' ${why}`);
+}
+
+/**
+ * Thrown by a task handler to say that retrying cannot help (bad input, a
+ * permanent refusal): the task goes straight to the dead letters.
+ */
+export class NonRetryableError extends KeelError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('NON_RETRYABLE', message, options);
+    this.name = 'NonRetryableError';
+  }
+}
+
+// Circuit breaker
 
 /** The states in which a breaker refuses calls. */
 export type RefusingState = 'open' | 'halfOpen' | 'isolated';
@@ -87,5 +152,23 @@ export class CallTimeoutError extends KeelError {
     this.name = 'CallTimeoutError';
     this.breaker = breaker;
     this.timeoutMs = timeoutMs;
+  }
+}
+
+// Task queue
+
+/** The abort reason of `task.signal` when the task's lease was lost (another worker may hold it now). */
+export class LeaseLostError extends KeelError {
+  constructor(queue: string, id: string) {
+    super('LEASE_LOST', `queue('${queue}'): task ${id} lost its lease; its result will be ignored`);
+    this.name = 'LeaseLostError';
+  }
+}
+
+/** The failure of an attempt that ran longer than the queue's `timeoutMs`. */
+export class TaskTimeoutError extends KeelError {
+  constructor(queue: string, id: string, ms: number) {
+    super('TASK_TIMEOUT', `queue('${queue}'): task ${id} did not settle within ${ms} ms`);
+    this.name = 'TaskTimeoutError';
   }
 }

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
-import type { SagaRecord, SagaStore } from './sagaStore.js';
-import { type SagaRow, sagaRecord as toRecord } from './sqlRows.js';
+import type { SagaRecord, SagaStore } from '../sagaStore.js';
+import { type SagaRow, sagaRecord as toRecord } from '../sql/rows.js';
 
 function prepare(db: Database.Database) {
   return {

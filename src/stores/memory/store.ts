@@ -1,5 +1,3 @@
-import { TimeHeap } from './heap.js';
-import { memorySagas } from './memorySagas.js';
 import {
   type ClaimedTask,
   type EnqueueResult,
@@ -10,7 +8,9 @@ import {
   type Store,
   stateAt,
   type TaskRecord,
-} from './store.js';
+} from '../store.js';
+import { TimeHeap } from './heap.js';
+import { memorySagas } from './sagas.js';
 
 interface Row {
   id: number;

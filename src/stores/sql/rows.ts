@@ -1,5 +1,5 @@
-import type { SagaRecord } from './sagaStore.js';
-import { type ClaimedTask, type QueueStats, stateAt, type TaskRecord } from './store.js';
+import type { SagaRecord } from '../sagaStore.js';
+import { type ClaimedTask, type QueueStats, stateAt, type TaskRecord } from '../store.js';
 
 /** A task row as the SQL stores (SQLite, Postgres) keep it. */
 export interface TaskRow {

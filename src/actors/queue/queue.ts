@@ -1,0 +1,265 @@
+import type { AnyActorRef } from 'xstate';
+import { MicrotaskBatcher } from '../../core/batcher.js';
+import { invalidOptions, KeelError } from '../../core/errors.js';
+import { decodeOrText, encodeValue } from '../../core/json.js';
+import { untilSnapshot } from '../../core/untilSnapshot.js';
+import type { EnqueueResult, NewTask, QueueStats, TaskRecord, TaskStore } from '../../stores/store.js';
+import type { Component, Host } from '../host.js';
+import { type GuardingBreaker, QueueEngine, type TaskEventPayload } from './engine.js';
+import type { EnqueueOptions, ResolvedQueueOptions } from './options.js';
+import { queueLogic } from './queueActor.js';
+
+/** A dead-lettered task. */
+export interface DeadTask<P = any> {
+  id: string;
+  payload: P;
+  attempt: number;
+  key?: string;
+  /** What the last attempt threw. */
+  error?: string;
+  /** When it died. */
+  diedAt: number;
+}
+
+/** A durable task queue. */
+export interface Queue<P = any> {
+  readonly name: string;
+  /** The queue's actor in the runtime's system (system id `queue.<name>`). */
+  readonly actor: AnyActorRef;
+  /** Stores a task; resolves once it is durable. */
+  enqueue(payload: P, options?: EnqueueOptions): Promise<EnqueueResult>;
+  /** Resolves when nothing is pending, delayed, retrying or active. */
+  drain(): Promise<void>;
+  stats(): Promise<QueueStats>;
+  dead(): Promise<DeadTask<P>[]>;
+  /** Puts a dead task back (attempts reset); false when a live task holds its key. */
+  redrive(id: string): Promise<boolean>;
+  /** One task as stored, or undefined once it succeeded. */
+  get(id: string): Promise<TaskRecord | undefined>;
+  /** Stops claiming new tasks (running ones finish). */
+  pause(): void;
+  resume(): void;
+}
+
+/** How often `drain` re-reads a shared store's counts while other processes work its queue. */
+const SHARED_DRAIN_POLL_MS = 25;
+
+interface PendingEnqueue {
+  task: NewTask;
+  resolve: (r: EnqueueResult) => void;
+  reject: (e: unknown) => void;
+}
+
+/** What a queue needs of its runtime. */
+export type QueueHost = Pick<
+  Host,
+  'store' | 'clock' | 'publish' | 'subscribe' | 'report' | 'whenRunning' | 'spawn' | 'state'
+> & {
+  /** The runtime's breaker called `name` (created on first use). */
+  breaker(name: string): GuardingBreaker;
+};
+
+/**
+ * Creates the queue `name`: its engine, its actor (spawned as `queue.<name>`)
+ * and the component the runtime starts and stops with itself.
+ */
+export function createQueue(
+  rt: QueueHost,
+  name: string,
+  o: ResolvedQueueOptions,
+): { queue: Queue; component: Component } {
+  if (typeof (rt.store as Partial<TaskStore>).claim !== 'function') {
+    throw new KeelError(
+      'INVALID_OPTIONS',
+      `queue('${name}'): the runtime's store (${rt.store.kind}) does not implement the task queue methods of Store`,
+    );
+  }
+  const report = (error: unknown, detail: string) => rt.report(error, detail);
+  const engine = new QueueEngine({
+    queue: name,
+    store: rt.store,
+    clock: rt.clock,
+    handler: o.handler,
+    concurrency: o.concurrency,
+    retry: o.retry,
+    leaseMs: o.leaseMs,
+    timeoutMs: o.timeoutMs,
+    pollMs: o.pollMs,
+    batchSize: o.batchSize,
+    breakerName: o.breaker,
+    breaker: o.breaker === undefined ? undefined : () => rt.breaker(o.breaker!),
+    publish: (topic, payload: TaskEventPayload) => rt.publish(topic, payload),
+    report,
+  });
+  const actor = rt.spawn(queueLogic(engine, report), {
+    id: `queue.${name}`,
+    systemId: `queue.${name}`,
+    input: { concurrency: o.concurrency, graceMs: o.graceMs, startPaused: o.paused },
+  });
+  let offBreaker: (() => void) | undefined;
+  let unwatch: (() => void) | undefined;
+  let started = false;
+
+  const component: Component = {
+    kind: 'queue',
+    name,
+    start: async () => {
+      started = true;
+      // An isolated breaker gives no retry time: its tasks wait for it to close.
+      if (o.breaker !== undefined) offBreaker = rt.subscribe(`breaker.${o.breaker}.closed`, () => engine.openGate());
+      // Work enqueued by other processes wakes this one at once instead of at the next poll.
+      if (o.handler !== undefined) unwatch = rt.store.watch?.(name, () => engine.notify());
+      actor.send({ type: 'queue.start' });
+    },
+    stop: async () => {
+      unwatch?.();
+      unwatch = undefined;
+      actor.send({ type: 'queue.stop' });
+      await untilSnapshot<{ status: string }>(actor, (s) => s.status !== 'active');
+      offBreaker?.();
+    },
+  };
+
+  /** Waits for the store to be open; rejects when it never will be. */
+  const ready = async (what: string): Promise<void> => {
+    await rt.whenRunning(`queue('${name}').${what}`);
+    if (!started || engine.isStopped) {
+      throw new KeelError('RUNTIME_STOPPED', `queue('${name}').${what}: the runtime is stopping or stopped`);
+    }
+  };
+
+  // Enqueues of one turn share one store transaction.
+  const batch = new MicrotaskBatcher<PendingEnqueue>(async (items) => {
+    try {
+      await ready('enqueue');
+      const results = await rt.store.enqueue(
+        name,
+        items.map((i) => i.task),
+        rt.clock.now(),
+      );
+      for (let i = 0; i < items.length; i++) items[i]!.resolve(results[i]!);
+      engine.notify();
+    } catch (error) {
+      for (const i of items) i.reject(error);
+    }
+  });
+
+  /** One enqueue inside the caller's transaction: not batched, since each caller's transaction is its own. */
+  const enqueueIn = async (tx: unknown, task: NewTask): Promise<EnqueueResult> => {
+    if (typeof rt.store.enqueueWith !== 'function') {
+      throw invalidOptions(
+        `queue('${name}').enqueue`,
+        'tx',
+        `needs a store that can write in the caller's transaction (postgresStore); this one is ${rt.store.kind}`,
+      );
+    }
+    if (typeof tx !== 'object' || tx === null || typeof (tx as { query?: unknown }).query !== 'function') {
+      throw invalidOptions(`queue('${name}').enqueue`, 'tx', "must be the caller's client inside an open transaction");
+    }
+    await ready('enqueue');
+    const [result] = await rt.store.enqueueWith(tx, name, [task], rt.clock.now());
+    return result!;
+  };
+
+  const queue: Queue = {
+    name,
+    actor,
+
+    enqueue(payload, options = {}) {
+      try {
+        if (typeof options !== 'object' || options === null)
+          throw invalidOptions(`queue('${name}').enqueue`, 'options', 'must be an object');
+        const { key, delayMs, tx } = options;
+        if (key !== undefined && (typeof key !== 'string' || key === '')) {
+          throw invalidOptions(`queue('${name}').enqueue`, 'key', `must be a non-empty string, got ${String(key)}`);
+        }
+        if (delayMs !== undefined && (typeof delayMs !== 'number' || !Number.isFinite(delayMs) || delayMs < 0)) {
+          throw invalidOptions(
+            `queue('${name}').enqueue`,
+            'delayMs',
+            `must be a finite number >= 0, got ${String(delayMs)}`,
+          );
+        }
+        const text = encodeValue(payload, `queue('${name}').enqueue: payload`, 'payload');
+        const state = rt.state;
+        // Not started (NOT_STARTED) or stopping (RUNTIME_STOPPED): `ready` rejects.
+        if (state === 'idle' || state === 'stopping' || state === 'stopped') return ready('enqueue') as Promise<never>;
+        const task: NewTask = {
+          payload: text,
+          runAt: rt.clock.now() + (delayMs ?? 0),
+          ...(key !== undefined && { key }),
+        };
+        if (tx !== undefined) return enqueueIn(tx, task);
+        return new Promise<EnqueueResult>((resolve, reject) => batch.add({ task, resolve, reject }));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    },
+
+    async drain() {
+      await ready('drain');
+      for (;;) {
+        if (engine.localIdle && batch.size === 0) {
+          const s = await rt.store.stats(name, rt.clock.now());
+          if (s.pending + s.active + s.retrying === 0 && engine.localIdle && batch.size === 0) return;
+        }
+        if (engine.isStopped) throw new KeelError('RUNTIME_STOPPED', `queue('${name}').drain: the runtime stopped`);
+        if (!engine.localIdle || !rt.store.watch) {
+          await engine.nextChange();
+          continue;
+        }
+        // A shared store: other processes finish the rest, and nothing here hears of it; look again soon.
+        let timer: unknown;
+        await Promise.race([
+          engine.nextChange(),
+          new Promise<void>((resolve) => {
+            timer = rt.clock.setTimeout(() => resolve(), SHARED_DRAIN_POLL_MS);
+          }),
+        ]);
+        rt.clock.clearTimeout(timer);
+      }
+    },
+
+    async stats() {
+      await ready('stats');
+      return rt.store.stats(name, rt.clock.now());
+    },
+
+    async dead() {
+      await ready('dead');
+      const rows = await rt.store.dead(name);
+      return rows.map((r) => ({
+        id: r.id,
+        payload: decodeOrText(r.payload),
+        attempt: r.attempt,
+        ...(r.key !== undefined && { key: r.key }),
+        ...(r.lastError !== undefined && { error: r.lastError }),
+        diedAt: r.updatedAt,
+      }));
+    },
+
+    async redrive(id) {
+      await ready('redrive');
+      const result = await rt.store.redrive(name, String(id), rt.clock.now());
+      if (result === 'not-found') {
+        throw new KeelError('NOT_FOUND', `queue('${name}').redrive: no dead task with id '${String(id)}'`);
+      }
+      engine.notify();
+      return result === 'redriven';
+    },
+
+    async get(id) {
+      await ready('get');
+      return rt.store.get(name, String(id), rt.clock.now());
+    },
+
+    pause() {
+      actor.send({ type: 'queue.pause' });
+    },
+
+    resume() {
+      actor.send({ type: 'queue.resume' });
+    },
+  };
+  return { queue, component };
+}
