@@ -27,5 +27,6 @@ export type {
 export type { Saga } from './runtime/sagas.js';
 export { memoryStore } from './stores/memory/store.js';
 export { type PostgresStore, type PostgresStoreOptions, postgresStore } from './stores/postgres/store.js';
+export type { SharedSagas } from './stores/sagaStore.js';
 export { type SqliteStoreOptions, sqliteStore } from './stores/sqlite/store.js';
-export type { Store, TaskRecord, TaskState } from './stores/store.js';
+export type { BusBridge, Store, TaskRecord, TaskState, Transactional, Watchable } from './stores/store.js';

@@ -35,9 +35,6 @@ export interface StepRun {
   context: SagaContext;
 }
 
-/** The final states of every saga machine. */
-export type SagaStatus = 'completed' | 'compensated' | 'failed';
-
 /**
  * Generates the machine of one saga: `running.<step>` for each step in order,
  * `compensating.<step>` for each step that has a compensation, and the finals

@@ -1,5 +1,7 @@
 import { assign, setup } from 'xstate';
 
+export type { TaskState } from '../core/states.js';
+
 /** What the lifecycle of one task needs to decide its next state. */
 export interface TaskContext {
   /** Attempts spent; a claim spends one, a release or a breaker deferral gives it back. */
@@ -28,9 +30,6 @@ export type TaskEvent =
   | { type: 'leaseExpired' }
   /** An operator put a dead task back. */
   | { type: 'redrive' };
-
-/** The states a task can be in. */
-export type TaskStateValue = 'pending' | 'active' | 'retrying' | 'succeeded' | 'dead';
 
 /**
  * The task lifecycle: `pending → active → succeeded`, `active → retrying →

@@ -8,7 +8,7 @@ import { invalidOptions, KeelError } from '../core/errors.js';
 import { untilSnapshot } from '../core/untilSnapshot.js';
 import { runtimeMachine } from '../machines/runtime.js';
 import { memoryStore } from '../stores/memory/store.js';
-import type { Store } from '../stores/store.js';
+import { isBusBridge, type Store } from '../stores/store.js';
 import { type Breaker, type BreakerOptions, breakerFor } from './breakers.js';
 import { type Queue, type QueueOptions, queueFor } from './queues.js';
 import { type Saga, sagaFor } from './sagas.js';
@@ -302,7 +302,7 @@ export class Runtime<E extends EventMap = Record<string, any>> {
   private async startup(): Promise<void> {
     this.opening = this.store.open();
     await this.opening;
-    if (this.store.bridgeBus) {
+    if (isBusBridge(this.store)) {
       this.unbridge = await this.store.bridgeBus(this.eventBus as never, (e, d) => this.report(e, d));
     }
     for (const c of this.components) await c.start?.();

@@ -1,5 +1,6 @@
-/** How far a saga got. `running`/`compensating` are unfinished; the rest are final. */
-export type SagaRecordStatus = 'running' | 'compensating' | 'completed' | 'compensated' | 'failed';
+import type { SagaRecordStatus } from '../core/states.js';
+
+export type { SagaRecordStatus } from '../core/states.js';
 
 /** A saga's progress as stored at every step boundary. */
 export interface SagaRecord {
@@ -27,20 +28,32 @@ export interface SagaStore {
   loadSaga(saga: string, id: string): Promise<SagaRecord | undefined>;
   /** Every record of `saga` that is still running or compensating, oldest first. */
   unfinishedSagas(saga: string): Promise<SagaRecord[]>;
+}
+
+/**
+ * A capability of stores shared by several runtimes (postgres): each saga is
+ * owned by one runtime at a time. Without it, every runtime resumes every
+ * unfinished saga.
+ */
+export interface SharedSagas {
   /**
-   * Optional, for stores shared by several runtimes (postgres): a saga is
-   * owned by the runtime that saves it, for `sagaLeaseMs` past each save or
-   * renewal. Without these, every runtime resumes every unfinished saga.
+   * A saga is owned by the runtime that saves it, for `sagaLeaseMs` past each
+   * save or renewal.
    */
-  readonly sagaLeaseMs?: number;
+  readonly sagaLeaseMs: number;
   /**
    * Takes the unfinished sagas of `saga` (only `id`, when given) that no live
    * runtime owns: never owned, owned by this store, or whose owner let its
    * lease pass `now`. They are this store's until `now + sagaLeaseMs`. Oldest first.
    */
-  adoptSagas?(saga: string, now: number, id?: string): Promise<SagaRecord[]>;
+  adoptSagas(saga: string, now: number, id?: string): Promise<SagaRecord[]>;
   /** Extends this store's hold on sagas `ids` to `now + sagaLeaseMs`; returns the ids it no longer holds. */
-  renewSagas?(saga: string, ids: readonly string[], now: number): Promise<string[]>;
+  renewSagas(saga: string, ids: readonly string[], now: number): Promise<string[]>;
   /** Gives up this store's hold on sagas `ids` (a graceful stop): any runtime may adopt them at once. */
-  releaseSagas?(saga: string, ids: readonly string[]): Promise<void>;
+  releaseSagas(saga: string, ids: readonly string[]): Promise<void>;
+}
+
+/** True when `store` shares sagas between runtimes (ownership by lease). */
+export function hasSharedSagas<S extends SagaStore>(store: S): store is S & SharedSagas {
+  return typeof (store as Partial<SharedSagas>).adoptSagas === 'function';
 }

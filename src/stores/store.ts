@@ -1,3 +1,4 @@
+import type { TaskState } from '../core/states.js';
 import type { SagaStore } from './sagaStore.js';
 
 /**
@@ -23,38 +24,9 @@ export interface Store extends TaskStore, SagaStore {
   open(): Promise<void>;
   /** Releases every handle the store holds; safe to call twice. */
   close(): Promise<void>;
-  /**
-   * Optional: calls `onWake` when work may have appeared on `queue` that this
-   * process did not enqueue (another process, a committed transaction). A
-   * hint only: wake-ups can be lost, so the queue keeps polling. Returns the
-   * function that stops watching.
-   */
-  watch?(queue: string, onWake: () => void): () => void;
-  /**
-   * Optional: enqueues inside the caller's open transaction `tx` (for Postgres,
-   * a `pg` client after `BEGIN`), so the tasks commit or roll back with the
-   * caller's own writes (the outbox pattern).
-   */
-  enqueueWith?(tx: unknown, queue: string, tasks: readonly NewTask[], now: number): Promise<EnqueueResult[]>;
-  /**
-   * Optional: connects the runtime's bus to other runtimes sharing the store.
-   * Called after `open`; resolves to the function that disconnects (flushing
-   * what is still to be sent), called before `close`.
-   */
-  bridgeBus?(
-    bus: {
-      publish(topic: string, payload: unknown, options?: { source?: string }): number;
-      subscribe(
-        topic: string,
-        handler: (payload: any, event: { type: string; source?: string }) => unknown,
-      ): () => void;
-    },
-    report: (error: unknown, detail: string) => void,
-  ): Promise<() => Promise<void>>;
 }
 
-/** Where a task is in its lifecycle (see `src/machines/task.ts`). */
-export type TaskState = 'pending' | 'active' | 'retrying' | 'succeeded' | 'dead';
+export type { TaskState } from '../core/states.js';
 
 /** One task to add. The payload is already JSON text (the queue validated it). */
 export interface NewTask {
@@ -165,4 +137,58 @@ export interface TaskStore {
   redrive(queue: string, id: string, now: number): Promise<'redriven' | 'deduplicated' | 'not-found'>;
   /** One task, or undefined when it is unknown or has succeeded (succeeded tasks are not kept). */
   get(queue: string, id: string, now: number): Promise<TaskRecord | undefined>;
+}
+
+// Capabilities: what some stores can do beyond the contract. The runtime asks
+// with the type guards below instead of probing optional methods.
+
+/** A store shared by several processes that can say when work may have appeared on a queue. */
+export interface Watchable {
+  /**
+   * Calls `onWake` when work may have appeared on `queue` that this process
+   * did not enqueue (another process, a committed transaction). A hint only:
+   * wake-ups can be lost, so the queue keeps polling. Returns the function
+   * that stops watching.
+   */
+  watch(queue: string, onWake: () => void): () => void;
+}
+
+/** A store that can write tasks inside the caller's own open transaction (the outbox pattern). */
+export interface Transactional {
+  /**
+   * Enqueues inside the caller's open transaction `tx` (for Postgres, a `pg`
+   * client after `BEGIN`), so the tasks commit or roll back with the caller's
+   * own writes.
+   */
+  enqueueWith(tx: unknown, queue: string, tasks: readonly NewTask[], now: number): Promise<EnqueueResult[]>;
+}
+
+/** The part of the runtime's bus a bridge uses. */
+export interface BridgedBus {
+  publish(topic: string, payload: unknown, options?: { source?: string }): number;
+  subscribe(topic: string, handler: (payload: any, event: { type: string; source?: string }) => unknown): () => void;
+}
+
+/** A store that connects the runtime's bus to other runtimes sharing it. */
+export interface BusBridge {
+  /**
+   * Called after `open`; resolves to the function that disconnects (flushing
+   * what is still to be sent), called before `close`.
+   */
+  bridgeBus(bus: BridgedBus, report: (error: unknown, detail: string) => void): Promise<() => Promise<void>>;
+}
+
+/** True when `store` can watch queues for work written elsewhere. */
+export function isWatchable(store: Store): store is Store & Watchable {
+  return typeof (store as Partial<Watchable>).watch === 'function';
+}
+
+/** True when `store` can enqueue inside a caller's transaction. */
+export function isTransactional(store: Store): store is Store & Transactional {
+  return typeof (store as Partial<Transactional>).enqueueWith === 'function';
+}
+
+/** True when `store` bridges the bus to other runtimes. */
+export function isBusBridge(store: Store): store is Store & BusBridge {
+  return typeof (store as Partial<BusBridge>).bridgeBus === 'function';
 }

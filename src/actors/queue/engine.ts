@@ -3,6 +3,7 @@ import type { Clock } from '../../core/clock.js';
 import { KeelError, LeaseLostError, TaskTimeoutError } from '../../core/errors.js';
 import { describeError } from '../../core/json.js';
 import { backoffMs, type RetryPolicy } from '../../core/retry.js';
+import { renewEveryMs } from '../../core/states.js';
 import type { TaskEvent } from '../../machines/task.js';
 import type { ClaimedTask, Outcome, TaskStore } from '../../stores/store.js';
 import { nextTaskState } from './lifecycle.js';
@@ -546,13 +547,10 @@ export class QueueEngine {
 
   private armRenew(): void {
     if (this.renewTimer !== undefined || this.held.size === 0 || this.mode === 'stopped') return;
-    this.renewTimer = this.o.clock.setTimeout(
-      () => {
-        this.renewTimer = undefined;
-        void this.renew();
-      },
-      Math.max(1, Math.floor(this.o.leaseMs / 3)),
-    );
+    this.renewTimer = this.o.clock.setTimeout(() => {
+      this.renewTimer = undefined;
+      void this.renew();
+    }, renewEveryMs(this.o.leaseMs));
   }
 
   private async renew(): Promise<void> {
@@ -574,7 +572,7 @@ export class QueueEngine {
         this.o.report(error, `queue('${this.o.queue}'): renewing leases failed`);
         // The store could not confirm the leases (e.g. the connection dropped). One that runs out before the
         // next try may be claimed by another process: stop its attempt here rather than run it twice at once.
-        const after = this.o.clock.now() + Math.max(1, Math.floor(this.o.leaseMs / 3));
+        const after = this.o.clock.now() + renewEveryMs(this.o.leaseMs);
         for (const { id } of leases) {
           const h = this.held.get(id);
           if (h && h.state !== 'settling' && h.leaseUntil <= after) this.loseLease(id);

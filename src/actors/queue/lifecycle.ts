@@ -1,7 +1,8 @@
 import { getNextSnapshot } from 'xstate';
-import { type TaskEvent, type TaskStateValue, taskMachine } from '../../machines/task.js';
+import type { TaskState } from '../../core/states.js';
+import { type TaskEvent, taskMachine } from '../../machines/task.js';
 
-const memo = new Map<string, TaskStateValue | null>();
+const memo = new Map<string, TaskState | null>();
 
 /**
  * Where `event` takes a task that is in `from` with `attempt` of `maxAttempts`
@@ -14,11 +15,11 @@ const memo = new Map<string, TaskStateValue | null>();
  * task (an XState transition costs microseconds; this runs for every task).
  */
 export function nextTaskState(
-  from: TaskStateValue,
+  from: TaskState,
   event: TaskEvent,
   attempt: number,
   maxAttempts: number,
-): TaskStateValue | undefined {
+): TaskState | undefined {
   const left = attempt < maxAttempts;
   const key = `${from}|${event.type}|${left}`;
   let to = memo.get(key);
@@ -29,7 +30,7 @@ export function nextTaskState(
       context: { attempt: left ? 0 : 1, maxAttempts: 1, delayMs: 0 },
     });
     const allowed = taskMachine.getTransitionData(snapshot, event).length > 0;
-    to = allowed ? (getNextSnapshot(taskMachine, snapshot, event).value as TaskStateValue) : null;
+    to = allowed ? (getNextSnapshot(taskMachine, snapshot, event).value as TaskState) : null;
     memo.set(key, to);
   }
   return to ?? undefined;

@@ -3,7 +3,15 @@ import { MicrotaskBatcher } from '../../core/batcher.js';
 import { invalidOptions, KeelError } from '../../core/errors.js';
 import { decodeOrText, encodeValue } from '../../core/json.js';
 import { untilSnapshot } from '../../core/untilSnapshot.js';
-import type { EnqueueResult, NewTask, QueueStats, TaskRecord, TaskStore } from '../../stores/store.js';
+import {
+  type EnqueueResult,
+  isTransactional,
+  isWatchable,
+  type NewTask,
+  type QueueStats,
+  type TaskRecord,
+  type TaskStore,
+} from '../../stores/store.js';
 import type { Component, Host } from '../host.js';
 import { type GuardingBreaker, QueueEngine, type TaskEventPayload } from './engine.js';
 import type { EnqueueOptions, ResolvedQueueOptions } from './options.js';
@@ -108,7 +116,8 @@ export function createQueue(
       // An isolated breaker gives no retry time: its tasks wait for it to close.
       if (o.breaker !== undefined) offBreaker = rt.subscribe(`breaker.${o.breaker}.closed`, () => engine.openGate());
       // Work enqueued by other processes wakes this one at once instead of at the next poll.
-      if (o.handler !== undefined) unwatch = rt.store.watch?.(name, () => engine.notify());
+      if (o.handler !== undefined)
+        unwatch = isWatchable(rt.store) ? rt.store.watch(name, () => engine.notify()) : undefined;
       actor.send({ type: 'queue.start' });
     },
     stop: async () => {
@@ -146,7 +155,7 @@ export function createQueue(
 
   /** One enqueue inside the caller's transaction: not batched, since each caller's transaction is its own. */
   const enqueueIn = async (tx: unknown, task: NewTask): Promise<EnqueueResult> => {
-    if (typeof rt.store.enqueueWith !== 'function') {
+    if (!isTransactional(rt.store)) {
       throw invalidOptions(
         `queue('${name}').enqueue`,
         'tx',
@@ -204,7 +213,7 @@ export function createQueue(
           if (s.pending + s.active + s.retrying === 0 && engine.localIdle && batch.size === 0) return;
         }
         if (engine.isStopped) throw new KeelError('RUNTIME_STOPPED', `queue('${name}').drain: the runtime stopped`);
-        if (!engine.localIdle || !rt.store.watch) {
+        if (!engine.localIdle || !isWatchable(rt.store)) {
           await engine.nextChange();
           continue;
         }

@@ -3,6 +3,7 @@ import { type Actor, createActor, fromPromise } from 'xstate';
 import { KeelError } from '../../core/errors.js';
 import { encodeJson, errorData } from '../../core/json.js';
 import { type AttemptState, runAttempts } from '../../core/retry.js';
+import { isFinalSagaStatus, renewEveryMs } from '../../core/states.js';
 import {
   createSagaMachine,
   type SagaContext,
@@ -12,7 +13,13 @@ import {
   sagaPayloads,
   sagaUpdates,
 } from '../../machines/saga.js';
-import type { SagaRecord, SagaRecordStatus, SagaStore } from '../../stores/sagaStore.js';
+import {
+  hasSharedSagas,
+  type SagaRecord,
+  type SagaRecordStatus,
+  type SagaStore,
+  type SharedSagas,
+} from '../../stores/sagaStore.js';
 import type { Store } from '../../stores/store.js';
 import type { Host } from '../host.js';
 import type { ResolvedSaga, ResolvedStep, SagaStep, StepContext } from './definition.js';
@@ -125,7 +132,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     void (async () => {
       await this.rt.whenRunning(`saga('${this.def.name}').execute`);
       const stored = await this.store.loadSaga(this.def.name, id);
-      if (stored && isFinal(stored.status)) {
+      if (stored && isFinalSagaStatus(stored.status)) {
         this.settle(flight, stored.status, JSON.parse(stored.context) as SagaContext);
         return;
       }
@@ -151,9 +158,9 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
    */
   async resumeAll(): Promise<void> {
     const s = this.store;
-    if (s.adoptSagas && s.renewSagas && s.sagaLeaseMs) {
-      await this.adopt();
-      this.armOwnership(s.sagaLeaseMs);
+    if (hasSharedSagas(s)) {
+      await this.adopt(s);
+      this.armOwnership(s);
       return;
     }
     this.resumeRecords(await s.unfinishedSagas(this.def.name));
@@ -175,36 +182,36 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
   }
 
   /** Takes the sagas nobody owns any more and runs them here. */
-  private async adopt(): Promise<void> {
-    const records = await this.store.adoptSagas!(this.def.name, this.rt.clock.now());
+  private async adopt(s: SharedSagas): Promise<void> {
+    const records = await s.adoptSagas(this.def.name, this.rt.clock.now());
     if (!this.stopped) this.resumeRecords(records);
   }
 
-  private armOwnership(leaseMs: number): void {
+  private armOwnership(s: SharedSagas): void {
     if (this.stopped) return;
     this.ownershipTimer = this.rt.clock.setTimeout(() => {
       this.ownershipTimer = undefined;
-      void this.keepOwnership().finally(() => this.armOwnership(leaseMs));
-    }, checkEveryMs(leaseMs));
+      void this.keepOwnership(s).finally(() => this.armOwnership(s));
+    }, renewEveryMs(s.sagaLeaseMs));
   }
 
   /** Renews the sagas running here (interrupting those another runtime took), then adopts orphans. */
-  private async keepOwnership(): Promise<void> {
+  private async keepOwnership(s: SharedSagas): Promise<void> {
     try {
       const ids = [...this.flights.values()].filter((f) => f.owned).map((f) => f.id);
-      const lost = await this.store.renewSagas!(this.def.name, ids, this.rt.clock.now());
+      const lost = await s.renewSagas(this.def.name, ids, this.rt.clock.now());
       for (const id of lost) {
         const flight = this.flights.get(id);
         if (!flight) continue;
         const stored = await this.store.loadSaga(this.def.name, id);
         // Not saved yet (its first save claims it), or it just finished here.
-        if (!stored || isFinal(stored.status) || this.flights.get(id) !== flight) continue;
+        if (!stored || isFinalSagaStatus(stored.status) || this.flights.get(id) !== flight) continue;
         this.interrupt(
           flight,
           new KeelError('SAGA_NOT_OWNED', `saga '${this.def.name}' '${id}' is now run by another runtime`),
         );
       }
-      await this.adopt();
+      await this.adopt(s);
     } catch (error) {
       this.rt.report(error, `saga '${this.def.name}': checking saga ownership failed`);
     }
@@ -216,7 +223,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
    */
   private async adoptOrWait(flight: Flight, stored: SagaRecord): Promise<SagaRecord | undefined> {
     const s = this.store;
-    if (!s.adoptSagas || !s.sagaLeaseMs) return stored;
+    if (!hasSharedSagas(s)) return stored;
     flight.owned = false;
     for (;;) {
       const [mine] = await s.adoptSagas(this.def.name, this.rt.clock.now(), flight.id);
@@ -225,13 +232,13 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
         return mine;
       }
       const now = await s.loadSaga(this.def.name, flight.id);
-      if (now && isFinal(now.status)) {
+      if (now && isFinalSagaStatus(now.status)) {
         this.settle(flight, now.status, JSON.parse(now.context) as SagaContext);
         return undefined;
       }
       if (this.stopped || flight.controller.signal.aborted) throw flight.controller.signal.reason;
       await new Promise<void>((resolve) => {
-        this.rt.clock.setTimeout(() => resolve(), checkEveryMs(s.sagaLeaseMs!));
+        this.rt.clock.setTimeout(() => resolve(), renewEveryMs(s.sagaLeaseMs));
       });
     }
   }
@@ -274,8 +281,10 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       this.fail(flight, interrupted);
     }
     // Stopped on purpose: let another runtime (or the next start) take them now rather than after the lease.
-    await this.store
-      .releaseSagas?.(this.def.name, interruptedIds)
+    const s = this.store;
+    if (!hasSharedSagas(s)) return;
+    await s
+      .releaseSagas(this.def.name, interruptedIds)
       .catch((error) => this.rt.report(error, `saga '${this.def.name}': releasing interrupted sagas failed`));
   }
 
@@ -511,18 +520,6 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       flight.attempts = { attempt: 1, notBefore: undefined };
     }
   }
-}
-
-/**
- * How often to renew this runtime's sagas and look for orphans: every third of
- * the lease, so a late renewal still lands before the lease runs out.
- */
-function checkEveryMs(leaseMs: number): number {
-  return Math.max(1, Math.floor(leaseMs / 3));
-}
-
-function isFinal(status: SagaRecordStatus): boolean {
-  return status === 'completed' || status === 'compensated' || status === 'failed';
 }
 
 /** The context as JSON can hold it: errors become `{ name, message, code }`. */

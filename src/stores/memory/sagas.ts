@@ -1,6 +1,5 @@
+import { isFinalSagaStatus } from '../../core/states.js';
 import type { SagaRecord, SagaStore } from '../sagaStore.js';
-
-const isFinal = (r: SagaRecord) => r.status !== 'running' && r.status !== 'compensating';
 
 /**
  * Saga records in maps, copied on the way in and out as a real store would.
@@ -15,7 +14,7 @@ export function memorySagas(finishedLimit = 10_000): SagaStore {
   return {
     async saveSaga(record) {
       const k = key(record.saga, record.id);
-      if (!isFinal(record)) {
+      if (!isFinalSagaStatus(record.status)) {
         running.set(k, { ...record });
         return;
       }

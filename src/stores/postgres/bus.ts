@@ -1,3 +1,4 @@
+import { MicrotaskBatcher } from '../../core/batcher.js';
 import type { Listener } from './listen.js';
 import type { Queryable } from './tasks.js';
 
@@ -71,7 +72,6 @@ export function postgresBus(o: BusBridgeOptions, patterns: readonly string[]): B
 
   return async (bus, report) => {
     let closed = false;
-    let outgoing: Array<{ topic: string; payload: string; source: string | null }> = [];
     let writing: Promise<void> = Promise.resolve();
     let reading: Promise<void> = Promise.resolve();
     let inbound: { topic: string; payload: unknown } | undefined;
@@ -106,9 +106,8 @@ export function postgresBus(o: BusBridgeOptions, patterns: readonly string[]): B
       }
     };
 
-    const flush = () => {
-      const batch = outgoing;
-      outgoing = [];
+    // Events published in one tick go out in one statement, in publish order.
+    const outgoing = new MicrotaskBatcher<{ topic: string; payload: string; source: string | null }>((batch) => {
       writing = writing
         .then(() =>
           run('write', [
@@ -123,7 +122,7 @@ export function postgresBus(o: BusBridgeOptions, patterns: readonly string[]): B
           () => {},
           (error) => report(error, `bus bridge: ${batch.length} event(s) could not be sent to other runtimes`),
         );
-    };
+    });
 
     const forward = (payload: unknown, event: { type: string; source?: string }) => {
       // The event a remote runtime sent, being delivered here: not ours to send back.
@@ -138,9 +137,7 @@ export function postgresBus(o: BusBridgeOptions, patterns: readonly string[]): B
         report(error, `bus bridge: the payload of '${event.type}' is not JSON; not sent to other runtimes`);
         return;
       }
-      if (outgoing.push({ topic: event.type, payload: text, source: event.source ?? null }) === 1) {
-        queueMicrotask(flush);
-      }
+      outgoing.add({ topic: event.type, payload: text, source: event.source ?? null });
     };
 
     const readOne = async (payload: string) => {
@@ -197,7 +194,7 @@ export function postgresBus(o: BusBridgeOptions, patterns: readonly string[]): B
     return async () => {
       for (const off of offs) off();
       clearInterval(sweep);
-      if (outgoing.length > 0) flush();
+      outgoing.flush();
       await writing;
       closed = true;
       unlisten();

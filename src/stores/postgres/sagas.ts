@@ -1,5 +1,6 @@
+import { MicrotaskBatcher } from '../../core/batcher.js';
 import { KeelError } from '../../core/errors.js';
-import type { SagaRecord, SagaStore } from '../sagaStore.js';
+import type { SagaRecord, SagaStore, SharedSagas } from '../sagaStore.js';
 import { type SagaRow, sagaRecord as toRecord } from '../sql/rows.js';
 import type { Queryable } from './tasks.js';
 
@@ -52,7 +53,7 @@ function statements(s: string) {
 
 type Sql = ReturnType<typeof statements>;
 
-type SagaOwnership = Required<Pick<SagaStore, 'adoptSagas' | 'renewSagas' | 'releaseSagas' | 'sagaLeaseMs'>>;
+type SagaOwnership = SharedSagas;
 
 /**
  * The saga half of the Postgres store. Saves of one tick share one statement;
@@ -70,53 +71,50 @@ export function postgresSagas(
   const run = (name: keyof Sql, values: unknown[]) =>
     db().query({ name: `keel_${tag}_saga_${name}`, text: sql[name], values });
 
-  let batch: Array<{ record: SagaRecord; done: () => void; failed: (e: unknown) => void }> = [];
-  const flush = async () => {
-    const items = batch;
-    batch = [];
-    // One statement cannot upsert a row twice: the last save of each saga wins, as it would one by one.
-    const last = new Map<string, SagaRecord>();
-    for (const { record } of items) last.set(`${record.saga}\u0000${record.id}`, record);
-    const rows = [...last.values()];
-    const col = <K extends keyof SagaRecord>(k: K) => rows.map((r) => r[k] ?? null);
-    try {
-      const res = await run('save', [
-        col('saga'),
-        col('id'),
-        col('version'),
-        col('status'),
-        col('state'),
-        col('context'),
-        col('attempt'),
-        col('notBefore'),
-        col('createdAt'),
-        col('updatedAt'),
-        owner,
-        leaseMs,
-      ]);
-      const written = new Set((res.rows as { saga: string; id: string }[]).map((r) => `${r.saga}\u0000${r.id}`));
-      for (const item of items) {
-        const { saga, id } = item.record;
-        if (written.has(`${saga}\u0000${id}`)) item.done();
-        else
-          item.failed(
-            new KeelError(
-              'SAGA_NOT_OWNED',
-              `saga '${saga}' '${id}' is now run by another runtime (this one let its lease of ${leaseMs} ms lapse)`,
-            ),
-          );
+  // Saves of one tick share one statement.
+  const batch = new MicrotaskBatcher<{ record: SagaRecord; done: () => void; failed: (e: unknown) => void }>(
+    async (items) => {
+      // One statement cannot upsert a row twice: the last save of each saga wins, as it would one by one.
+      const last = new Map<string, SagaRecord>();
+      for (const { record } of items) last.set(`${record.saga}\u0000${record.id}`, record);
+      const rows = [...last.values()];
+      const col = <K extends keyof SagaRecord>(k: K) => rows.map((r) => r[k] ?? null);
+      try {
+        const res = await run('save', [
+          col('saga'),
+          col('id'),
+          col('version'),
+          col('status'),
+          col('state'),
+          col('context'),
+          col('attempt'),
+          col('notBefore'),
+          col('createdAt'),
+          col('updatedAt'),
+          owner,
+          leaseMs,
+        ]);
+        const written = new Set((res.rows as { saga: string; id: string }[]).map((r) => `${r.saga}\u0000${r.id}`));
+        for (const item of items) {
+          const { saga, id } = item.record;
+          if (written.has(`${saga}\u0000${id}`)) item.done();
+          else
+            item.failed(
+              new KeelError(
+                'SAGA_NOT_OWNED',
+                `saga '${saga}' '${id}' is now run by another runtime (this one let its lease of ${leaseMs} ms lapse)`,
+              ),
+            );
+        }
+      } catch (error) {
+        for (const item of items) item.failed(error);
       }
-    } catch (error) {
-      for (const item of items) item.failed(error);
-    }
-  };
+    },
+  );
 
   return {
     saveSaga(record) {
-      return new Promise<void>((done, failed) => {
-        if (batch.length === 0) queueMicrotask(() => void flush());
-        batch.push({ record, done, failed });
-      });
+      return new Promise<void>((done, failed) => batch.add({ record, done, failed }));
     },
     async loadSaga(saga, id) {
       const row = (await run('load', [saga, id])).rows[0] as SagaRow | undefined;

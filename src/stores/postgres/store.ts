@@ -1,7 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { invalidOptions, KeelError } from '../../core/errors.js';
-import type { Store } from '../store.js';
+import type { SharedSagas } from '../sagaStore.js';
+import type { BusBridge, Store, Transactional, Watchable } from '../store.js';
 import { type BusBridgeOptions, postgresBus } from './bus.js';
 import { Listener } from './listen.js';
 import { postgresMigrations } from './migrations.js';
@@ -51,7 +52,8 @@ const KNOWN = new Set([
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 /** The Postgres store: what the runtime uses, plus Postgres-only extras. */
-export interface PostgresStore extends Store {
+// The bus bridge exists only with the `bus` option.
+export interface PostgresStore extends Store, Watchable, Transactional, SharedSagas, Partial<BusBridge> {
   readonly kind: 'postgres';
   /** The schema this store's tables live in. */
   readonly schema: string;

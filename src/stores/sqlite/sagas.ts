@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { MicrotaskBatcher } from '../../core/batcher.js';
 import type { SagaRecord, SagaStore } from '../sagaStore.js';
 import { type SagaRow, sagaRecord as toRecord } from '../sql/rows.js';
 
@@ -27,26 +28,22 @@ export function sqliteSagas(db: () => Database.Database): SagaStore {
     return st;
   };
   // Saves made in the same tick (many sagas at once) share one transaction: one fsync instead of one each.
-  let batch: Array<{ record: SagaRecord; done: () => void; failed: (e: unknown) => void }> = [];
-  const flush = () => {
-    const items = batch;
-    batch = [];
-    try {
-      const st = s();
-      db().transaction(() => {
-        for (const { record } of items) st.save.run({ ...record, notBefore: record.notBefore ?? null });
-      })();
-      for (const item of items) item.done();
-    } catch (error) {
-      for (const item of items) item.failed(error);
-    }
-  };
+  const batch = new MicrotaskBatcher<{ record: SagaRecord; done: () => void; failed: (e: unknown) => void }>(
+    (items) => {
+      try {
+        const st = s();
+        db().transaction(() => {
+          for (const { record } of items) st.save.run({ ...record, notBefore: record.notBefore ?? null });
+        })();
+        for (const item of items) item.done();
+      } catch (error) {
+        for (const item of items) item.failed(error);
+      }
+    },
+  );
   return {
     saveSaga(record) {
-      return new Promise<void>((done, failed) => {
-        if (batch.length === 0) queueMicrotask(flush);
-        batch.push({ record, done, failed });
-      });
+      return new Promise<void>((done, failed) => batch.add({ record, done, failed }));
     },
     async loadSaga(saga, id) {
       const row = s().load.get(saga, id) as SagaRow | undefined;
