@@ -52,7 +52,8 @@ export function parseRetry(
   const r = value as Record<string, unknown>;
   // A misspelt field would otherwise be ignored silently.
   for (const key of Object.keys(r)) {
-    if (!(key in defaults)) {
+    // Own keys only: `constructor` or `toString` is `in` every object.
+    if (!Object.hasOwn(defaults, key)) {
       throw invalidOptions(
         owner,
         `${option}.${key}`,

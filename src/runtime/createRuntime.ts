@@ -5,6 +5,7 @@ import type { Component, Host, LifecycleState } from '../actors/host.js';
 import type { SagaOptions, SagaStep } from '../actors/saga/definition.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { invalidOptions, KeelError } from '../core/errors.js';
+import { OptionReader } from '../core/options.js';
 import { untilSnapshot } from '../core/untilSnapshot.js';
 import { runtimeMachine } from '../machines/runtime.js';
 import { memoryStore } from '../stores/memory/store.js';
@@ -97,6 +98,8 @@ export interface SpawnOptions {
 
 type RuntimeSnapshot = ReturnType<ReturnType<typeof createActor<typeof runtimeMachine>>['getSnapshot']>;
 
+const RUNTIME_OPTIONS = ['store', 'clock', 'inspect', 'onError', 'viewer'];
+
 let spawnCount = 0;
 
 /** A keel runtime: one actor system holding the bus and every pattern actor. */
@@ -123,9 +126,8 @@ export class Runtime<E extends EventMap = Record<string, any>> {
   private readonly onError: RuntimeOptions['onError'];
 
   constructor(options: RuntimeOptions = {}, viewerSupport?: ViewerSupport) {
-    if (typeof options !== 'object' || options === null) {
-      throw invalidOptions('createRuntime', 'options', 'must be an object');
-    }
+    // A misspelt option (`storee`) would otherwise run silently on the defaults.
+    new OptionReader('createRuntime', options, RUNTIME_OPTIONS, 'a createRuntime option');
     checkStore(options.store);
     checkClock(options.clock);
     if (options.inspect !== undefined && typeof options.inspect !== 'function' && typeof options.inspect !== 'object') {

@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
-import { KeelError } from '../../core/errors.js';
+import { invalidOptions, KeelError } from '../../core/errors.js';
+import { describeValue, OptionReader } from '../../core/options.js';
 import { claimedTasks, LIVE, nextDue, queueStats, taskRecord as record, type TaskRow, UNLIMITED } from '../sql/rows.js';
 import type {
   ClaimedTask,
@@ -37,12 +38,7 @@ const HELD = `id = @id AND queue = @queue AND state = 'active' AND lease_token =
  * or a tool) waits on `busy_timeout` instead of failing on a lock upgrade.
  */
 export function sqliteStore(options: SqliteStoreOptions): Store {
-  if (typeof options !== 'object' || options === null || typeof options.path !== 'string' || options.path === '') {
-    throw new KeelError('INVALID_OPTIONS', "sqliteStore: option 'path' must be a non-empty file path");
-  }
-  if (options.synchronous !== undefined && options.synchronous !== 'NORMAL' && options.synchronous !== 'FULL') {
-    throw new KeelError('INVALID_OPTIONS', "sqliteStore: option 'synchronous' must be 'NORMAL' or 'FULL'");
-  }
+  options = checkOptions(options);
   let db: Database.Database | undefined;
   let s: ReturnType<typeof prepare> | undefined;
 
@@ -67,7 +63,7 @@ export function sqliteStore(options: SqliteStoreOptions): Store {
         try {
           d.pragma('journal_mode = WAL');
           d.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
-          d.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
+          d.pragma(`busy_timeout = ${options.busyTimeoutMs}`);
           migrate(d, options.path);
           s = prepare(d);
           db = d;
@@ -281,4 +277,16 @@ function prepare(db: Database.Database) {
       return 'redriven';
     }),
   };
+}
+
+/** Checks `sqliteStore` options and fills in defaults; bad input throws `INVALID_OPTIONS` naming the option. */
+function checkOptions(options: SqliteStoreOptions): Required<SqliteStoreOptions> {
+  const o = new OptionReader('sqliteStore', options, ['path', 'synchronous', 'busyTimeoutMs'], 'a sqliteStore option');
+  const path = o.string('path', 'a non-empty file path');
+  if (path === undefined) throw invalidOptions('sqliteStore', 'path', 'must be a non-empty file path');
+  const synchronous = o.values.synchronous ?? 'NORMAL';
+  if (synchronous !== 'NORMAL' && synchronous !== 'FULL') {
+    throw invalidOptions('sqliteStore', 'synchronous', `must be 'NORMAL' or 'FULL', got ${describeValue(synchronous)}`);
+  }
+  return { path, synchronous, busyTimeoutMs: o.int('busyTimeoutMs', 5000, 0) };
 }

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { createRuntime, KeelError, postgresStore, sqliteStore } from '../../src/index.js';
+
+/** Issue #12, points 9-12: bad input gets `INVALID_OPTIONS` naming the option, never a silent default. */
+function refusal(fn: () => unknown): KeelError {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(KeelError);
+    return error as KeelError;
+  }
+  throw new Error('expected a KeelError, nothing was thrown');
+}
+
+describe('unknown option keys are refused, naming the key', () => {
+  it('createRuntime refuses a misspelt store instead of running on memory', () => {
+    const e = refusal(() => createRuntime({ storee: sqliteStore({ path: ':memory:' }) } as never));
+    expect(e.code).toBe('INVALID_OPTIONS');
+    expect(e.message).toContain("'storee'");
+  });
+
+  it('createRuntime refuses a non-object', () => {
+    expect(refusal(() => createRuntime(42 as never)).code).toBe('INVALID_OPTIONS');
+  });
+
+  it('sqliteStore refuses unknown keys and wrong types', () => {
+    expect(refusal(() => sqliteStore({ path: 'x.db', busyTimout: 5 } as never)).message).toContain("'busyTimout'");
+    for (const busyTimeoutMs of ['abc', Number.POSITIVE_INFINITY, -1, 1.5, Number.NaN]) {
+      const e = refusal(() => sqliteStore({ path: 'x.db', busyTimeoutMs } as never));
+      expect(e.code).toBe('INVALID_OPTIONS');
+      expect(e.message).toContain('busyTimeoutMs');
+    }
+    expect(refusal(() => sqliteStore({ path: '' })).message).toContain("'path'");
+    expect(refusal(() => sqliteStore({ path: 'x.db', synchronous: 'OFF' } as never)).message).toContain('synchronous');
+  });
+
+  it('postgresStore refuses unknown keys', () => {
+    const e = refusal(() => postgresStore({ connectionString: 'postgres://127.0.0.1/test', pool: 3 } as never));
+    expect(e.message).toContain("'pool'");
+  });
+
+  it("retry options refuse keys that every object has ('constructor', 'toString', '__proto__')", () => {
+    const rt = createRuntime();
+    for (const key of ['constructor', 'toString', 'hasOwnProperty']) {
+      const e = refusal(() => rt.queue(`q-${key}`, { handler: async () => {}, retry: { [key]: 1 } as never }));
+      expect(e.code).toBe('INVALID_OPTIONS');
+      expect(e.message).toContain(`retry.${key}`);
+    }
+    const proto = JSON.parse('{"__proto__": {"maxAttempts": 1}}');
+    expect(refusal(() => rt.queue('q-proto', { handler: async () => {}, retry: proto })).message).toContain(
+      'retry.__proto__',
+    );
+  });
+
+  it('queue options refuse Object.prototype names too', () => {
+    const rt = createRuntime();
+    const e = refusal(() => rt.queue('q', { handler: async () => {}, constructor: 1 } as never));
+    expect(e.message).toContain("'constructor'");
+  });
+});
