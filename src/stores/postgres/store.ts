@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { invalidOptions, KeelError } from '../../core/errors.js';
+import { withDriverErrors } from '../driverErrors.js';
 import type { SharedSagas } from '../sagaStore.js';
 import type { BusBridge, Store, Transactional, Watchable } from '../store.js';
 import { type BusBridgeOptions, postgresBus } from './bus.js';
@@ -176,7 +177,8 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     };
     store.bridgeBus = postgresBus(bridge, patterns);
   }
-  return store;
+  // A dropped connection or a failing statement reaches callers as STORE_UNAVAILABLE, never a raw DatabaseError.
+  return withDriverErrors(`postgresStore(${where})`, store);
 }
 
 function checkOptions(

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { invalidOptions, KeelError } from '../../core/errors.js';
 import { describeValue, OptionReader } from '../../core/options.js';
+import { withDriverErrors } from '../driverErrors.js';
 import { claimedTasks, LIVE, nextDue, queueStats, taskRecord as record, type TaskRow, UNLIMITED } from '../sql/rows.js';
 import type {
   ClaimedTask,
@@ -49,7 +50,8 @@ export function sqliteStore(options: SqliteStoreOptions): Store {
     return s;
   };
 
-  return {
+  // A busy database (SQLITE_BUSY past busyTimeoutMs) reaches callers as STORE_UNAVAILABLE, never a raw SqliteError.
+  return withDriverErrors(`sqliteStore('${options.path}')`, {
     ...sqliteSagas(() => {
       if (!db) throw notOpen();
       return db;
@@ -143,7 +145,7 @@ export function sqliteStore(options: SqliteStoreOptions): Store {
       const row = open().get.get(n, queue) as TaskRow | undefined;
       return row && record(row, now);
     },
-  };
+  });
 }
 
 function migrate(db: Database.Database, path: string): void {
