@@ -47,6 +47,13 @@ export function sagaStoreContract(name: string, factory: StoreFactory): void {
       expect((await store.loadSaga('checkout', 'done'))?.status).toBe('completed');
     });
 
+    it('keeps a finished saga however many finish after it (the same rule on every store)', async () => {
+      await store.saveSaga(record({ id: 'first', status: 'completed' }));
+      const later = Array.from({ length: 10_001 }, (_, i) => record({ id: `later-${i}`, status: 'completed' }));
+      await Promise.all(later.map((r) => store.saveSaga(r)));
+      expect(await store.loadSaga('checkout', 'first')).toMatchObject({ id: 'first', status: 'completed' });
+    });
+
     it('a finished record leaves the unfinished list', async () => {
       await store.saveSaga(record());
       await store.saveSaga(record({ status: 'completed', state: '"completed"', updatedAt: 300 }));

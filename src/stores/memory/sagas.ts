@@ -3,11 +3,11 @@ import type { SagaRecord, SagaStore } from '../sagaStore.js';
 
 /**
  * Saga records in maps, copied on the way in and out as a real store would.
- * Finished sagas are kept (so `execute` with their id returns the stored
- * result) up to `finishedLimit`, oldest dropped first: nothing here survives
- * the process anyway, and an unbounded map would grow with every saga.
+ * Finished sagas are kept by the same rule as in the durable stores, so
+ * `execute` with the id of a finished saga returns its stored result on every
+ * store instead of running the steps again.
  */
-export function memorySagas(finishedLimit = 10_000): SagaStore {
+export function memorySagas(): SagaStore {
   const running = new Map<string, SagaRecord>();
   const finished = new Map<string, SagaRecord>();
   const key = (saga: string, id: string) => `${saga}\u0000${id}`;
@@ -21,7 +21,6 @@ export function memorySagas(finishedLimit = 10_000): SagaStore {
       running.delete(k);
       finished.delete(k);
       finished.set(k, { ...record });
-      if (finished.size > finishedLimit) finished.delete(finished.keys().next().value as string);
     },
     async loadSaga(saga, id) {
       const k = key(saga, id);
