@@ -33,11 +33,38 @@ function endTurn(): void {
   if (failure) throw failure.error;
 }
 
-/** The real clock: `Date.now`, Node timers, and one `setImmediate` for the end of each turn. */
+/** The longest delay a Node timer keeps: a longer one fires after 1 ms. */
+const MAX_NODE_DELAY = 2 ** 31 - 1;
+
+/** A timer longer than Node allows, kept as a chain of shorter ones; `current` is the one to clear. */
+class LongTimer {
+  current: ReturnType<typeof setTimeout>;
+  constructor(fn: (...args: unknown[]) => void, ms: number) {
+    const due = Date.now() + ms;
+    const arm = (): ReturnType<typeof setTimeout> =>
+      setTimeout(
+        () => {
+          const left = due - Date.now();
+          if (left > 0) this.current = arm();
+          else fn();
+        },
+        Math.min(MAX_NODE_DELAY, Math.max(0, due - Date.now())),
+      );
+    this.current = arm();
+  }
+}
+
+/**
+ * The real clock: `Date.now`, Node timers, and one `setImmediate` for the end
+ * of each turn. A delay above 2^31-1 ms (24.8 days: a task delayed by a month,
+ * a long backoff) is re-armed until it is due, where a bare Node timer would
+ * fire after 1 ms.
+ */
 export const systemClock: Clock = {
   now: Date.now,
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+  setTimeout: (fn, ms) => (ms > MAX_NODE_DELAY ? new LongTimer(fn, ms) : setTimeout(fn, ms)),
+  clearTimeout: (handle) =>
+    clearTimeout(handle instanceof LongTimer ? handle.current : (handle as ReturnType<typeof setTimeout>)),
   afterTurn: (fn) => {
     if (turnEnds.push(fn) === 1) setImmediate(endTurn);
   },

@@ -253,6 +253,40 @@ export function storeContract(name: string, factory: StoreFactory): void {
       await cleanup?.();
     });
 
+    it('a bad enqueue fails alone: its neighbours in the same store call are written (issue #12.8)', async () => {
+      const q = rt!.queue('alone', { handler: async () => {}, paused: true });
+      await rt!.start();
+      const code = (p: Promise<unknown>) =>
+        p.then(
+          () => 'ok',
+          (e) => (e instanceof KeelError ? e.code : `raw ${e}`),
+        );
+      // All in one turn: one store call would carry them together.
+      const results = await Promise.all([
+        code(q.enqueue({ n: 1 })),
+        code(q.enqueue({ n: 2 }, { key: 'a\u0000b' })),
+        code(q.enqueue({ n: 3 }, { key: '\uD800' })),
+        code(q.enqueue({ n: 4 }, { key: 'x\uDC00y' })),
+        code(q.enqueue({ n: 5 }, { delayMs: 1e300 })),
+        code(q.enqueue({ n: 6 }, { delayMs: 2.5 })),
+        code(q.enqueue({ text: 'nul \u0000 inside', lone: '\uD800' })),
+        code(q.enqueue({ n: 8 }, { key: 'k', priority: 1 } as never)),
+        code(q.enqueue({ n: 9 }, { key: 'emoji \uD83D\uDE00' })),
+      ]);
+      expect(results).toEqual([
+        'ok',
+        'INVALID_OPTIONS',
+        'INVALID_OPTIONS',
+        'INVALID_OPTIONS',
+        'INVALID_OPTIONS',
+        'ok',
+        'ok',
+        'INVALID_OPTIONS',
+        'ok',
+      ]);
+      expect((await q.stats()).pending).toBe(4);
+    });
+
     it('refuses a payload that is not JSON with INVALID_PAYLOAD and writes nothing', async () => {
       const q = rt!.queue('p', { handler: async () => {} });
       q.pause();

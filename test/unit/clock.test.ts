@@ -39,3 +39,40 @@ describe('systemClock.afterTurn', () => {
     expect(log).toEqual(['a', 'c']);
   });
 });
+
+describe('systemClock.setTimeout past the Node timer limit (2^31-1 ms)', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('fires a 30-day timer after 30 days, not after 1 ms, and can be cleared while re-arming', () => {
+    vi.useFakeTimers();
+    const day = 86_400_000;
+    let fired = 0;
+    systemClock.setTimeout(() => fired++, 30 * day);
+    vi.advanceTimersByTime(1);
+    expect(fired).toBe(0);
+    vi.advanceTimersByTime(29 * day);
+    expect(fired).toBe(0);
+    vi.advanceTimersByTime(day);
+    expect(fired).toBe(1);
+
+    let cleared = 0;
+    const handle = systemClock.setTimeout(() => cleared++, 60 * day);
+    vi.advanceTimersByTime(40 * day); // past the first link of the chain
+    systemClock.clearTimeout(handle);
+    vi.advanceTimersByTime(30 * day);
+    expect(cleared).toBe(0);
+  });
+
+  it('short timers stay plain Node timers', () => {
+    vi.useFakeTimers();
+    let fired = false;
+    const h = systemClock.setTimeout(() => {
+      fired = true;
+    }, 10);
+    vi.advanceTimersByTime(10);
+    expect(fired).toBe(true);
+    systemClock.clearTimeout(h);
+  });
+});

@@ -14,6 +14,7 @@ import {
 } from '../../stores/store.js';
 import type { Component, Host } from '../host.js';
 import { type GuardingBreaker, QueueEngine, type TaskEventPayload } from './engine.js';
+import { checkEnqueue } from './enqueueOptions.js';
 import type { EnqueueOptions, ResolvedQueueOptions } from './options.js';
 import { queueLogic } from './queueActor.js';
 
@@ -176,26 +177,14 @@ export function createQueue(
 
     enqueue(payload, options = {}) {
       try {
-        if (typeof options !== 'object' || options === null)
-          throw invalidOptions(`queue('${name}').enqueue`, 'options', 'must be an object');
-        const { key, delayMs, tx } = options;
-        if (key !== undefined && (typeof key !== 'string' || key === '')) {
-          throw invalidOptions(`queue('${name}').enqueue`, 'key', `must be a non-empty string, got ${String(key)}`);
-        }
-        if (delayMs !== undefined && (typeof delayMs !== 'number' || !Number.isFinite(delayMs) || delayMs < 0)) {
-          throw invalidOptions(
-            `queue('${name}').enqueue`,
-            'delayMs',
-            `must be a finite number >= 0, got ${String(delayMs)}`,
-          );
-        }
+        const { key, runAt, tx } = checkEnqueue(name, options, rt.clock.now());
         const text = encodeValue(payload, `queue('${name}').enqueue: payload`, 'payload');
         const state = rt.state;
         // Not started (NOT_STARTED) or stopping (RUNTIME_STOPPED): `ready` rejects.
         if (state === 'idle' || state === 'stopping' || state === 'stopped') return ready('enqueue') as Promise<never>;
         const task: NewTask = {
           payload: text,
-          runAt: rt.clock.now() + (delayMs ?? 0),
+          runAt,
           ...(key !== undefined && { key }),
         };
         if (tx !== undefined) return enqueueIn(tx, task);
