@@ -141,6 +141,45 @@ async function wildcard(rt: Rt, patterns: ReadonlyArray<readonly [keel: string, 
   });
 }
 
+/**
+ * Subscribe and unsubscribe a wildcard pattern, cycling through 10,000 tenants
+ * (`tenant<i>.*.updated`): the path of one-off subscriptions. keel gives each
+ * pattern's nodes back on unsubscribe and builds them again next time, so this
+ * row shows what not leaking costs.
+ */
+async function subscribeChurn(rt: Rt): Promise<TableRow[]> {
+  const TENANTS = 10_000;
+  const handler = () => {};
+  const ee2 = new EventEmitter2({ wildcard: true, delimiter: '.', maxListeners: 0 });
+  let k = 0;
+  let e = 0;
+  const name = `subscribe + unsubscribe, wildcard tenant<i>.*.updated (${TENANTS / 1000}k tenants in turn)`;
+  return compare({
+    name,
+    keel: () => {
+      rt.bus.subscribe(`tenant${k++ % TENANTS}.*.updated`, handler)();
+    },
+    vs: {
+      'EventEmitter2 (wildcard)': () => {
+        const topic = `tenant${e++ % TENANTS}.*.updated`;
+        ee2.on(topic, handler);
+        ee2.off(topic, handler);
+      },
+    },
+    check: () => {
+      // Both really subscribed and unsubscribed: nothing is left listening.
+      if (
+        k === 0 ||
+        e === 0 ||
+        rt.bus.publish('tenant1.x.updated', null) !== 0 ||
+        ee2.listenerCount('tenant1.x.updated') !== 0
+      ) {
+        throw new Error(`${name}: a subscription outlived its unsubscribe`);
+      }
+    },
+  });
+}
+
 const counter = setup({
   types: {
     context: {} as { count: number },
@@ -211,5 +250,6 @@ export async function run(): Promise<TableRow[]> {
     )),
   );
   rows.push(...(await withRuntime(actorDelivery)));
+  rows.push(...(await withRuntime(subscribeChurn)));
   return rows;
 }

@@ -34,19 +34,23 @@ options:
 
 type Command = (argv: string[], io: Io) => number | Promise<number>;
 
-const commands: Record<string, Command> = {
-  demo: async (argv, io) => {
-    const args = parseCommand('keel demo', argv, { flags: ['no-states'] });
-    if (args.help) {
-      io.out(demoHelp);
-      return 0;
-    }
-    await runDemo({ states: args.values['no-states'] !== true });
+/** `keel demo`: the four scenarios in the terminal. */
+async function demoCommand(argv: string[], io: Io): Promise<number> {
+  const args = parseCommand('keel demo', argv, { flags: ['no-states'] });
+  if (args.help) {
+    io.out(demoHelp);
     return 0;
-  },
-  diagram: diagramCommand,
-  inspect: inspectCommand,
-};
+  }
+  await runDemo({ states: args.values['no-states'] !== true });
+  return 0;
+}
+
+// A Map, not an object literal: `keel constructor` or `keel __proto__` must not find Object.prototype's members.
+const commands = new Map<string, Command>([
+  ['demo', demoCommand],
+  ['diagram', diagramCommand],
+  ['inspect', inspectCommand],
+]);
 
 /** Runs the `keel` command line; resolves with the exit code (2 for a usage mistake). */
 export async function runCli(argv: string[], io: Io): Promise<number> {
@@ -61,9 +65,9 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       return 0;
     }
     if (first.startsWith('-')) throw new UsageError(`keel: unknown option '${first}'`);
-    const command = commands[first];
+    const command = commands.get(first);
     if (!command) {
-      throw new UsageError(`keel: unknown command '${first}' (commands: ${Object.keys(commands).join(', ')})`);
+      throw new UsageError(`keel: unknown command '${first}' (commands: ${[...commands.keys()].join(', ')})`);
     }
     return await command(rest, io);
   } catch (error) {

@@ -238,14 +238,16 @@ export class Runtime<E extends EventMap = Record<string, any>> {
   /** Spawns an actor into the runtime's system (a child of the root); it can publish and subscribe through the bus. */
   spawn<L extends AnyActorLogic>(logic: L, options: SpawnOptions = {}): AnyActorRef {
     const id = options.id ?? `actor-${++spawnCount}`;
-    if (this.snapshot().children[id]) {
+    // Own keys only: `children` is a plain object, so an id like `__proto__` or `toString` would read Object.prototype.
+    if (Object.hasOwn(this.snapshot().children, id)) {
       throw new KeelError('DUPLICATE_NAME', `spawn(): an actor with id '${id}' already runs in this runtime`);
     }
     if (this.snapshot().status !== 'active') {
       throw new KeelError('RUNTIME_STOPPED', `spawn('${id}'): this runtime was stopped`);
     }
     this.system.send({ type: 'runtime.spawn', logic, id, systemId: options.systemId, input: options.input });
-    const ref = this.snapshot().children[id] as AnyActorRef | undefined;
+    const children = this.snapshot().children;
+    const ref = Object.hasOwn(children, id) ? (children[id] as AnyActorRef | undefined) : undefined;
     if (!ref) throw new KeelError('RUNTIME_STOPPED', `spawn('${id}'): the runtime did not take the actor`);
     return ref;
   }

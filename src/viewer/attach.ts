@@ -1,5 +1,6 @@
 import type { AnyActorRef } from 'xstate';
 import { invalidOptions } from '../core/errors.js';
+import { describeValue } from '../core/options.js';
 import type { Runtime, ViewerOptions as RuntimeViewerOptions } from '../runtime/createRuntime.js';
 import { type HubLimits, ViewerHub } from './hub.js';
 import { serveViewer, type ViewerServer } from './server.js';
@@ -30,6 +31,15 @@ export function checkViewerOptions(options: unknown): asserts options is ViewerO
   const port = (options as ViewerOptions).port;
   if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) {
     throw invalidOptions('createRuntime', 'viewer.port', `must be an integer from 0 to 65535, got ${String(port)}`);
+  }
+  const host = (options as ViewerOptions).host;
+  // The host also decides which Host headers the viewer answers (see hostGuard.ts), so it must be a plain name or address.
+  if (host !== undefined && (typeof host !== 'string' || !/^[a-z0-9_.:-]+$/i.test(host))) {
+    throw invalidOptions(
+      'createRuntime',
+      'viewer.host',
+      `must be a host name or IP address like '127.0.0.1', 'localhost' or '::1', got ${describeValue(host)}`,
+    );
   }
 }
 

@@ -1,13 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { type HostGuard, hostGuard } from './hostGuard.js';
 import type { ViewerHub } from './hub.js';
 
 /** Where the viewer listens. */
 export interface ServeOptions {
   /** 0 picks a free port. */
   port: number;
-  /** Default 127.0.0.1: the viewer shows internals and has no authentication, so it stays on this machine. */
+  /**
+   * Default 127.0.0.1: the viewer shows internals and has no authentication, so it stays on this machine.
+   * It answers only requests whose `Host` names it (see `hostGuard.ts`): no DNS rebinding.
+   */
   host?: string;
 }
 
@@ -27,7 +31,6 @@ const files: Record<string, { name: string; type: string }> = {
   '/viewer.js': { name: 'viewer.js', type: 'text/javascript; charset=utf-8' },
   '/viewer.css': { name: 'viewer.css', type: 'text/css; charset=utf-8' },
 };
-const LOCAL_HOST = /^(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/;
 
 /**
  * Serves the viewer: the page (`/`), its assets, the hub's current picture as
@@ -40,12 +43,17 @@ export async function serveViewer(hub: ViewerHub, options: ServeOptions): Promis
   );
   const streams = new Set<ServerResponse>();
   let waiting: Array<() => void> = [];
-  const loopback = (options.host ?? '127.0.0.1') === '127.0.0.1';
+  const bindHost = options.host ?? '127.0.0.1';
+  // Set once listening (the bound address decides it); nothing is answered before.
+  let guard: HostGuard | undefined;
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0] as string;
+    // First, for every method and path (the event stream too): a rebound name must learn nothing, not even a 404.
+    if (!guard?.allows(req.headers.host)) {
+      res.writeHead(403, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' });
+      return void res.end(`forbidden host: this viewer answers only to ${guard?.accepted ?? 'nothing yet'}\n`);
+    }
     if (req.method !== 'GET') return void res.writeHead(405).end();
-    // A web page on another site can point its own name at 127.0.0.1 (DNS rebinding); only local names may read the actors.
-    if (loopback && !LOCAL_HOST.test(req.headers.host ?? '')) return void res.writeHead(403).end('forbidden host');
     const file = bodies[path];
     if (file !== undefined) {
       res.writeHead(200, { 'content-type': file.type, 'cache-control': 'no-store' });
@@ -73,9 +81,10 @@ export async function serveViewer(hub: ViewerHub, options: ServeOptions): Promis
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, options.host ?? '127.0.0.1', () => resolve());
+    server.listen(options.port, bindHost, () => resolve());
   });
   const { address, port } = server.address() as AddressInfo;
+  guard = hostGuard(bindHost, address);
   const host = address.includes(':') ? `[${address}]` : address;
   return {
     url: `http://${host}:${port}/`,

@@ -43,6 +43,25 @@ describe('keel command line', () => {
     expect((await cli('diagram', 'x')).err).toContain("see 'keel diagram --help'");
   });
 
+  it('treats Object.prototype names as unknown commands, options and machines (exit 2)', async () => {
+    const names = ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf'];
+    for (const name of names) {
+      const cases: Array<[string[], string]> = [
+        [[name], `keel: unknown command '${name}' (commands: demo, diagram, inspect)\nsee 'keel --help'\n`],
+        [['demo', `--${name}`], `keel demo: unknown option '--${name}'\nsee 'keel demo --help'\n`],
+        [['diagram', name], `keel diagram: unknown machine '${name}'`],
+        [['diagram', 'task', '--format', name], `--format must be mermaid or json, got '${name}'`],
+        [['inspect', '--port', name], `--port must be a number from 0 to 65535, got '${name}'`],
+      ];
+      for (const [argv, message] of cases) {
+        const r = await cli(...argv);
+        expect(r.code, argv.join(' ')).toBe(2);
+        expect(r.err, argv.join(' ')).toContain(message);
+        expect(r.out, argv.join(' ')).toBe('');
+      }
+    }
+  });
+
   it('keel inspect says so when its port is taken (exit 1)', async () => {
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));

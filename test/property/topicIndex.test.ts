@@ -50,6 +50,11 @@ describe('TopicIndex', () => {
           }
           expect(index.size).toBe(live.length);
         }
+        // Unsubscribing everything leaves the index as it started: no subscriptions and no leftover nodes.
+        for (const sub of live) index.remove(sub.pattern, sub);
+        expect(index.size).toBe(0);
+        expect(index.nodeCount()).toBe(new TopicIndex().nodeCount());
+        for (const o of ops) if (o.kind === 'publish') expect(index.match(o.topic).subs).toEqual([]);
       }),
       { numRuns: 300 },
     );

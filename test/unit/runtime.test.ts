@@ -214,6 +214,27 @@ describe('runtime actors', () => {
     expect(codeOf(() => rt?.spawn(createMachine({})))).toBe('RUNTIME_STOPPED');
   });
 
+  it.each(['__proto__', 'constructor', 'toString', 'hasOwnProperty'])(
+    'spawn takes the id %j (an Object.prototype name) like any other',
+    async (id) => {
+      rt = createRuntime();
+      await rt.start();
+      const pings: string[] = [];
+      const ref = rt.spawn(createMachine({ on: { ping: { actions: () => pings.push('pong') } } }), {
+        id,
+        systemId: `sys-${id}`,
+      });
+      expect(ref.id).toBe(id);
+      const children = rt.system.getSnapshot().children as Record<string, unknown>;
+      expect(Object.hasOwn(children, id)).toBe(true);
+      expect(children[id]).toBe(ref);
+      expect(rt.system.system.get(`sys-${id}`)).toBe(ref);
+      ref.send({ type: 'ping' });
+      expect(pings).toEqual(['pong']);
+      expect(codeOf(() => rt?.spawn(createMachine({}), { id }))).toBe('DUPLICATE_NAME');
+    },
+  );
+
   it('the inspector sees the runtime, the bus and spawned actors', async () => {
     const seen = new Set<string>();
     rt = createRuntime({ inspect: (ev) => seen.add(`${ev.type}:${(ev.actorRef as unknown as { id: string }).id}`) });

@@ -1,7 +1,11 @@
+import { lookup } from 'node:dns/promises';
 import { request } from 'node:http';
+import { connect } from 'node:net';
+import { hostname } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createRuntime } from '../../src/index.js';
+import { createRuntime, KeelError } from '../../src/index.js';
 import { attachViewer, createViewer, type Viewer } from '../../src/viewer/attach.js';
+import { hostGuard } from '../../src/viewer/hostGuard.js';
 import type { ActorView, ViewerMessage } from '../../src/viewer/hub.js';
 import { until } from '../fixtures/wait.js';
 
@@ -125,24 +129,6 @@ describe('attachViewer', () => {
     expect(new Set(s.actors.map((a) => a.runtime))).toEqual(new Set(['rt1', 'rt2']));
   });
 
-  it('answers only requests addressed to a local name (no DNS rebinding)', async () => {
-    const viewer = createViewer({ port: 0 });
-    open.push(viewer);
-    const url = new URL(await viewer.listen());
-    const get = (host: string) =>
-      new Promise<number>((resolve, reject) => {
-        request({ host: url.hostname, port: url.port, path: '/state', headers: { host } }, (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
-        })
-          .on('error', reject)
-          .end();
-      });
-    expect(await get(`127.0.0.1:${url.port}`)).toBe(200);
-    expect(await get(`localhost:${url.port}`)).toBe(200);
-    expect(await get(`evil.example:${url.port}`)).toBe(403);
-  });
-
   it('shows two runtimes with the same name apart', async () => {
     const viewer = createViewer({ port: 0 });
     open.push(viewer);
@@ -158,5 +144,161 @@ describe('attachViewer', () => {
 
   it('refuses a bad port with INVALID_OPTIONS', () => {
     expect(() => createViewer({ port: -1 })).toThrow(/viewer.port/);
+  });
+
+  it.each([[''], ['evil.example/x'], ['[::1]'], ['host name'], [42]])(
+    'refuses the host %j with INVALID_OPTIONS naming viewer.host',
+    (host) => {
+      const error = captured(() => createViewer({ port: 0, host: host as string }));
+      expect(error).toBeInstanceOf(KeelError);
+      expect((error as KeelError).code).toBe('INVALID_OPTIONS');
+      expect((error as KeelError).message).toContain("'viewer.host'");
+    },
+  );
+});
+
+function captured(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (e) {
+    return e;
+  }
+  return undefined;
+}
+
+/** Sends one request to `address`:`port` with exactly this `Host` header; resolves with the status and body. */
+function send(
+  address: string,
+  port: number,
+  host: string,
+  path = '/state',
+  method = 'GET',
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: address, port, path, method, headers: { host } }, (res) => {
+      // The event stream never ends by itself: the status is all this needs.
+      if (path === '/events') {
+        res.destroy();
+        return resolve({ status: res.statusCode ?? 0, body: '' });
+      }
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject).end();
+  });
+}
+
+/** A request over HTTP/1.0 without any `Host` header, which Node's server lets through. */
+function sendWithoutHost(address: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, address, () => socket.write('GET /state HTTP/1.0\r\n\r\n'));
+    let text = '';
+    socket.on('data', (c) => (text += c));
+    socket.on('end', () => resolve(text.split('\r\n')[0] as string));
+    socket.on('error', reject);
+  });
+}
+
+// This machine's own name, when it resolves to one of its addresses (it does on most hosts, not on every CI runner).
+const machine = hostname().toLowerCase();
+const machineAddress = await lookup(machine).then(
+  (a) => a.address,
+  () => undefined,
+);
+
+describe('the viewer answers only Host names it serves under (DNS rebinding)', () => {
+  type Case = { bind: string; connect: string; good: string[]; bad: string[] };
+  const P = 'PORT';
+  const rebound = ['evil.example:PORT', '127.0.0.1.evil.example:PORT', 'localhost.evil.example:PORT', 'evil.example'];
+  const cases: Case[] = [
+    {
+      bind: '127.0.0.1',
+      connect: '127.0.0.1',
+      good: ['127.0.0.1:PORT', 'localhost:PORT', 'LocalHost:PORT', '127.0.0.1', 'localhost:9000'],
+      bad: [...rebound, '10.0.0.5:PORT', 'user@127.0.0.1:PORT', '127.0.0.1:PORT/x'],
+    },
+    {
+      bind: 'localhost',
+      connect: 'localhost',
+      good: ['localhost:PORT', '127.0.0.1:PORT', '[::1]:PORT'],
+      bad: [...rebound, '10.0.0.5:PORT'],
+    },
+    {
+      bind: '::1',
+      connect: '::1',
+      good: ['[::1]:PORT', 'localhost:PORT', '[0:0:0:0:0:0:0:1]:PORT', '[::1]'],
+      bad: [...rebound, '::1:PORT', '[fe80::1]:PORT'],
+    },
+    {
+      bind: '0.0.0.0',
+      connect: '127.0.0.1',
+      good: ['127.0.0.1:PORT', 'localhost:PORT', '192.168.1.20:PORT', '0.0.0.0:PORT', '[::1]:PORT'],
+      bad: [...rebound, `${machine}:PORT`, 'intranet:PORT'],
+    },
+    {
+      bind: '::',
+      connect: '::1',
+      good: ['[::1]:PORT', 'localhost:PORT', '127.0.0.1:PORT', '[fe80::1]:PORT', '[::]:PORT'],
+      bad: [...rebound, `${machine}:PORT`],
+    },
+  ];
+
+  it.each(cases)('bound to $bind', async ({ bind, connect: address, good, bad }) => {
+    const viewer = createViewer({ port: 0, host: bind });
+    open.push(viewer);
+    const port = Number(new URL(await viewer.listen()).port);
+    const at = (h: string) => h.replace(P, String(port));
+    for (const host of good) expect((await send(address, port, at(host))).status, at(host)).toBe(200);
+    for (const host of bad) {
+      const refused = await send(address, port, at(host));
+      expect(refused.status, at(host)).toBe(403);
+      expect(refused.body).toMatch(/^forbidden host: this viewer answers only to /);
+    }
+    expect(await sendWithoutHost(address, port)).toMatch(/^HTTP\/1\.1 403/);
+  });
+
+  it('refuses a rebound name on every path and method, the event stream included', async () => {
+    const viewer = createViewer({ port: 0, host: 'localhost' });
+    open.push(viewer);
+    const url = new URL(await viewer.listen());
+    const port = Number(url.port);
+    const address = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    for (const path of ['/', '/viewer.js', '/viewer.css', '/state', '/events', '/nothing-here']) {
+      expect((await send(address, port, `evil.example:${port}`, path)).status, path).toBe(403);
+      expect((await send(address, port, `localhost:${port}`, path)).status, path).toBe(
+        path === '/nothing-here' ? 404 : 200,
+      );
+    }
+    expect((await send(address, port, `evil.example:${port}`, '/state', 'POST')).status).toBe(403);
+    expect((await send(address, port, `localhost:${port}`, '/state', 'POST')).status).toBe(405);
+  });
+
+  it('bound to a non-loopback address or name, answers to that and nothing local', () => {
+    const byAddress = hostGuard('192.168.1.20', '192.168.1.20');
+    expect(byAddress.allows('192.168.1.20:4400')).toBe(true);
+    for (const host of ['localhost:4400', '127.0.0.1:4400', '[::1]:4400', '192.168.1.21:4400', 'evil.example:4400']) {
+      expect(byAddress.allows(host), host).toBe(false);
+    }
+    const byName = hostGuard('MyHost.lan', 'fe80::0:1');
+    for (const host of ['myhost.lan:4400', 'MYHOST.LAN', '[fe80::1]:4400'])
+      expect(byName.allows(host), host).toBe(true);
+    for (const host of ['localhost:4400', 'myhost.lan.evil.example:4400', 'myhost:4400', undefined]) {
+      expect(byName.allows(host), host).toBe(false);
+    }
+    expect(byName.accepted).toBe('myhost.lan, [fe80::1]');
+  });
+
+  it.skipIf(machineAddress === undefined)("bound to this machine's name, answers to that name", async () => {
+    const viewer = createViewer({ port: 0, host: machine });
+    open.push(viewer);
+    const port = Number(new URL(await viewer.listen()).port);
+    const address = machineAddress as string;
+    expect((await send(address, port, `${machine}:${port}`)).status).toBe(200);
+    expect((await send(address, port, `${machine.toUpperCase()}:${port}`)).status).toBe(200);
+    expect((await send(address, port, `${address.includes(':') ? `[${address}]` : address}:${port}`)).status).toBe(200);
+    expect((await send(address, port, `evil.example:${port}`)).status).toBe(403);
+    expect((await send(address, port, `${machine}.evil.example:${port}`)).status).toBe(403);
   });
 });

@@ -70,10 +70,15 @@ export class TopicIndex<S extends Indexed> {
       else this.exact.set(pattern, left);
     } else {
       const rest = endsWithRest(tokens);
-      let node: TrieNode<S> | undefined = this.root;
-      for (const token of rest ? tokens.slice(0, -1) : tokens) {
-        node = token === '*' ? node.star : node.children.get(token);
-        if (!node) return;
+      const path = rest ? tokens.slice(0, -1) : tokens;
+      // nodes[i] is the node reached after path[0..i-1]; nodes[0] is the root.
+      const nodes: TrieNode<S>[] = [this.root];
+      let node: TrieNode<S> = this.root;
+      for (const token of path) {
+        const next: TrieNode<S> | undefined = token === '*' ? node.star : node.children.get(token);
+        if (!next) return;
+        nodes.push(next);
+        node = next;
       }
       const list = rest ? node.rest : node.here;
       if (!list.includes(sub)) return;
@@ -81,6 +86,7 @@ export class TopicIndex<S extends Indexed> {
       if (rest) node.rest = left;
       else node.here = left;
       this.wildcards--;
+      prune(nodes, path);
     }
     this.cache.clear();
   }
@@ -112,6 +118,11 @@ export class TopicIndex<S extends Indexed> {
     for (const list of this.exact.values()) n += list.length;
     return n;
   }
+
+  /** @internal trie nodes plus exact-topic entries held, the root included; tests check that removals give memory back. */
+  nodeCount(): number {
+    return this.exact.size + countNodes(this.root);
+  }
 }
 
 /** A pattern without wildcards: it lives in the exact map. */
@@ -135,6 +146,33 @@ function child<S>(node: TrieNode<S>, token: string): TrieNode<S> {
     node.children.set(token, next);
   }
   return next;
+}
+
+/**
+ * Detaches the nodes along `path` that hold nothing any more, deepest first,
+ * stopping at the first one still in use. Without this, unique patterns that
+ * come and go (one per request or tenant) would each leave a node behind forever.
+ */
+function prune<S>(nodes: TrieNode<S>[], path: string[]): void {
+  for (let i = path.length; i > 0; i--) {
+    const node = nodes[i] as TrieNode<S>;
+    if (!isEmpty(node)) return;
+    const parent = nodes[i - 1] as TrieNode<S>;
+    const token = path[i - 1] as string;
+    if (token === '*') parent.star = undefined;
+    else parent.children.delete(token);
+  }
+}
+
+function isEmpty<S>(node: TrieNode<S>): boolean {
+  return node.here.length === 0 && node.rest.length === 0 && node.star === undefined && node.children.size === 0;
+}
+
+function countNodes<S>(node: TrieNode<S>): number {
+  let n = 1;
+  for (const next of node.children.values()) n += countNodes(next);
+  if (node.star) n += countNodes(node.star);
+  return n;
 }
 
 function collect<S>(node: TrieNode<S>, tokens: string[], i: number, out: S[]): void {
