@@ -58,7 +58,7 @@ function unionMembers(text: string): string[] {
 describe('KeelErrorCode lists every code that is thrown (issue #11)', () => {
   const src = sources('src');
   const sites = codeSites(src);
-  const listed = [...KEEL_ERROR_CODES];
+  const listed: string[] = [...KEEL_ERROR_CODES];
 
   it('finds the places where codes are chosen', () => {
     // A scan that finds nothing would pass every check below.
