@@ -13,11 +13,6 @@ const ABOVE_RUNTIME = under('viewer', 'cli', 'diagram', 'testing');
 const ENTRY_FILES = '^src/[^/]+\\.ts$';
 const BACKENDS = '^src/stores/(memory|sqlite|postgres)/';
 
-// The registries type-import `Runtime` from createRuntime.ts, which imports them back: a type-only
-// cycle inside src/runtime, reported to the lead (issue #11) and tolerated as a warning until the
-// registries take a narrow interface instead of the Runtime class. Nothing else may join it.
-const KNOWN_RUNTIME_CYCLE = '^src/runtime/(createRuntime|breakers|queues|sagas)\\.ts$';
-
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
@@ -26,7 +21,7 @@ module.exports = {
       severity: 'error',
       comment: 'Imports only point down; a cycle (type-only imports included) means two modules are one.',
       from: {},
-      to: { circular: true, via: { pathNot: KNOWN_RUNTIME_CYCLE } },
+      to: { circular: true },
     },
     {
       name: 'no-circular-values',
@@ -34,13 +29,6 @@ module.exports = {
       comment: 'A cycle of value imports breaks ESM evaluation order; no exception tolerates one.',
       from: {},
       to: { circular: true, viaOnly: { dependencyTypesNot: ['type-only'] } },
-    },
-    {
-      name: 'known-runtime-registry-cycle',
-      severity: 'warn',
-      comment: 'Temporary (issue #11): registries type-import Runtime; give them a narrow interface, then delete this.',
-      from: { path: KNOWN_RUNTIME_CYCLE },
-      to: { circular: true, viaOnly: { path: KNOWN_RUNTIME_CYCLE } },
     },
     {
       name: 'not-to-unresolvable',

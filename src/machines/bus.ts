@@ -10,7 +10,7 @@ export type BusMachineEvent =
 
 /**
  * The event bus as the actor system sees it. Delivery itself is an action the
- * bus actor provides (`src/actors/bus.ts`); direct `rt.bus.publish` calls skip
+ * bus actor provides (`src/actors/bus/bus.ts`); direct `rt.bus.publish` calls skip
  * the actor's mailbox for speed but honour the state this machine is in.
  */
 export const busMachine = setup({

@@ -6,20 +6,20 @@ import {
   checkSameOptions,
   resolveBreakerOptions,
 } from '../actors/breaker/options.js';
-import type { Runtime } from './createRuntime.js';
+import type { RuntimeParts } from './parts.js';
 
 export type { Breaker } from '../actors/breaker/breaker.js';
 export type { BreakerStats, Guarded } from '../actors/breaker/calls.js';
 export type { BreakerOptions } from '../actors/breaker/options.js';
 export type { BreakerState } from '../machines/breaker.js';
 
-const registries = new WeakMap<Runtime<any>, Map<string, GuardedCalls>>();
+const registries = new WeakMap<RuntimeParts, Map<string, GuardedCalls>>();
 
 /**
  * Returns the runtime's breaker called `name`, creating it on first use.
  * Asking again with options that differ from the ones it runs with throws `DUPLICATE_NAME`.
  */
-export function breakerFor(rt: Runtime<any>, name: string, options?: BreakerOptions): Breaker {
+export function breakerFor(rt: RuntimeParts, name: string, options?: BreakerOptions): Breaker {
   checkBreakerName(name);
   const resolved = options === undefined ? undefined : resolveBreakerOptions(name, options);
   let registry = registries.get(rt);

@@ -2,17 +2,17 @@ import { checkQueueName, type QueueOptions, resolveQueueOptions } from '../actor
 import type { Queue } from '../actors/queue/queue.js';
 import { createQueue } from '../actors/queue/queue.js';
 import { KeelError } from '../core/errors.js';
-import type { Runtime } from './createRuntime.js';
+import type { RuntimeParts } from './parts.js';
 
 export type { Task, TaskEventPayload } from '../actors/queue/engine.js';
 export type { EnqueueOptions, QueueOptions } from '../actors/queue/options.js';
 export type { DeadTask, Queue } from '../actors/queue/queue.js';
 export type { QueueStats } from '../stores/store.js';
 
-const registries = new WeakMap<Runtime<any>, Map<string, Queue>>();
+const registries = new WeakMap<RuntimeParts, Map<string, Queue>>();
 
 /** Returns the runtime's queue called `name`, creating it on first use. */
-export function queueFor(rt: Runtime<any>, name: string, options?: QueueOptions): Queue {
+export function queueFor(rt: RuntimeParts, name: string, options?: QueueOptions): Queue {
   checkQueueName(name);
   let registry = registries.get(rt);
   if (!registry) registries.set(rt, (registry = new Map()));

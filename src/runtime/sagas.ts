@@ -1,16 +1,16 @@
 import { resolveSaga, type SagaOptions, type SagaStep } from '../actors/saga/definition.js';
 import { createSaga, type Saga } from '../actors/saga/saga.js';
-import type { Runtime } from './createRuntime.js';
+import type { RuntimeParts } from './parts.js';
 
 export type { Saga } from '../actors/saga/saga.js';
 
 import { KeelError } from '../core/errors.js';
 
-const registries = new WeakMap<Runtime<any>, Map<string, Saga<any>>>();
+const registries = new WeakMap<RuntimeParts, Map<string, Saga<any>>>();
 
 /** Registers the saga `name` in `rt`; its unfinished runs resume on `rt.start()`. A name can be registered once. */
 export function sagaFor<const TSteps extends readonly SagaStep[]>(
-  rt: Runtime<any>,
+  rt: RuntimeParts,
   name: string,
   options: SagaOptions<TSteps>,
 ): Saga<TSteps> {

@@ -157,7 +157,7 @@ const expected = [
   'error machines-are-pure src/machines/m.ts -> fs',
   'error core-layers-do-not-import-the-top src/runtime/bad.ts -> src/viewer/v.ts',
   'error core-layers-do-not-import-the-top src/runtime/bad.ts -> src/index.ts',
-  'warn known-runtime-registry-cycle src/runtime/createRuntime.ts -> src/runtime/queues.ts',
+  'error no-circular src/runtime/createRuntime.ts -> src/runtime/queues.ts',
   'error store-contract-is-abstract src/stores/sagaStore.ts -> src/stores/sql/rows.ts',
   'error sql-helpers-know-no-backend src/stores/sql/rows.ts -> src/stores/postgres/p.ts',
   'error backends-are-independent src/stores/sqlite/s.ts -> src/stores/postgres/p.ts',
