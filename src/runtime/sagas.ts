@@ -23,7 +23,7 @@ export function sagaFor<const TSteps extends readonly SagaStep[]>(
     );
   }
   const def = resolveSaga(name, options);
-  const store = rt.store as unknown as Partial<Record<'saveSaga' | 'loadSaga' | 'unfinishedSagas', unknown>>;
+  const store = rt.host.store as unknown as Partial<Record<'saveSaga' | 'loadSaga' | 'unfinishedSagas', unknown>>;
   if (
     typeof store.saveSaga !== 'function' ||
     typeof store.loadSaga !== 'function' ||
@@ -31,7 +31,7 @@ export function sagaFor<const TSteps extends readonly SagaStep[]>(
   ) {
     throw new KeelError(
       'INVALID_OPTIONS',
-      `saga('${name}'): the runtime's ${rt.store.kind} store cannot keep sagas (no saveSaga/loadSaga/unfinishedSagas)`,
+      `saga('${name}'): the runtime's ${rt.host.store.kind} store cannot keep sagas (no saveSaga/loadSaga/unfinishedSagas)`,
     );
   }
   const { saga, component } = createSaga<TSteps>(rt.host, def);

@@ -38,7 +38,8 @@ export function checkEnqueue(queue: string, options: EnqueueOptions, now: number
       throw invalidOptions(owner, 'key', `must be a non-empty string, got ${describeValue(key)}`);
     }
     if (key.includes('\u0000')) throw invalidOptions(owner, 'key', 'must not contain a NUL character');
-    if (LONE_SURROGATE.test(key)) throw invalidOptions(owner, 'key', 'must be well-formed text (it has a lone surrogate)');
+    if (LONE_SURROGATE.test(key))
+      throw invalidOptions(owner, 'key', 'must be well-formed text (it has a lone surrogate)');
   }
   let runAt = now;
   if (delayMs !== undefined) {
