@@ -1,3 +1,24 @@
+/**
+ * The breaker's contract between machine and effects (issue #11).
+ *
+ * The machine owns everything about the mode: the mode itself, the failure
+ * counts and window, the trial slots in use (`trials`, guard `hasTrialRoom`),
+ * the successes of a halfOpen period, the open period's length, and `visit`,
+ * which numbers each entry into a mode (and each reset), so an outcome can be
+ * told apart from one that started before the machine moved on.
+ *
+ * The effects (`src/actors/breaker/calls.ts`) keep only what the machine cannot
+ * know: statistics, per-call deadlines and the calls in flight, the time an open
+ * period began (the machine has no clock), and the closed-state successes not
+ * told yet (telling each would cost an event per call).
+ *
+ * Effects ask, never mirror: they read the mode and `visit` from the actor's
+ * snapshot when they need them; they admit a trial by sending `trial.start` and
+ * seeing whether `trials` grew; they tell an outcome only while `visit` is still
+ * the one its call started in. While the actor is mid-transition (a handler of
+ * its own bus announcement), an event would wait in its mailbox and its effect
+ * could not be seen, so asking waits until the actor is at rest.
+ */
 import { assign, setup } from 'xstate';
 import { publish } from './publish.js';
 
@@ -18,7 +39,10 @@ export interface BreakerSettings {
   successThreshold: number;
 }
 
-/** What a breaker machine knows. Every field is bounded, so the machine's graph is finite. */
+/**
+ * What a breaker machine knows. Every field but `visit` is bounded; graphs of
+ * the machine leave `visit` out of the state key, so they stay finite.
+ */
 export interface BreakerContext extends BreakerSettings {
   /** Consecutive counted failures, as of the last counted failure. */
   failures: number;
@@ -30,6 +54,8 @@ export interface BreakerContext extends BreakerSettings {
   successes: number;
   /** Length of the current (or next) open period; grows with backoff on re-opens. */
   openMs: number;
+  /** Numbers every entry into a mode and every reset: a call belongs to the visit it started in. */
+  visit: number;
 }
 
 /**
@@ -117,6 +143,7 @@ export const breakerMachine = setup({
     }),
     releaseTrial: assign({ trials: ({ context }) => Math.max(0, context.trials - 1) }),
     startHalfOpen: assign({ trials: 0, successes: 0 }),
+    startVisit: assign({ visit: ({ context }) => context.visit + 1 }),
     // A failed trial means the dependency is still down: wait longer next time.
     backOff: assign({
       openMs: ({ context }) => Math.min(context.maxResetTimeoutMs, context.openMs * context.backoffMultiplier),
@@ -141,10 +168,11 @@ export const breakerMachine = setup({
   },
 }).createMachine({
   id: 'breaker',
-  context: ({ input }) => ({ ...input, ...initialCounts, openMs: input.resetTimeoutMs }),
+  context: ({ input }) => ({ ...input, ...initialCounts, openMs: input.resetTimeoutMs, visit: 0 }),
   initial: 'closed',
   states: {
     closed: {
+      entry: 'startVisit',
       on: {
         'call.failure': [
           { guard: 'reachesFailureThreshold', target: 'open', actions: 'countFailure' },
@@ -152,12 +180,12 @@ export const breakerMachine = setup({
           { actions: 'countFailure' },
         ],
         isolate: { target: 'isolated' },
-        // Already closed: forget the failures seen so far, announce nothing (no state change).
-        reset: { actions: 'clearCounts' },
+        // Already closed: forget the failures seen so far and the calls in flight, announce nothing (no state change).
+        reset: { actions: ['clearCounts', 'startVisit'] },
       },
     },
     open: {
-      entry: 'publishOpened',
+      entry: ['startVisit', 'publishOpened'],
       after: { openDelay: { target: 'halfOpen' } },
       on: {
         isolate: { target: 'isolated' },
@@ -165,7 +193,7 @@ export const breakerMachine = setup({
       },
     },
     halfOpen: {
-      entry: ['startHalfOpen', 'publishHalfOpened'],
+      entry: ['startVisit', 'startHalfOpen', 'publishHalfOpened'],
       on: {
         'trial.start': { guard: 'hasTrialRoom', actions: 'admitTrial' },
         'trial.success': [
@@ -183,7 +211,7 @@ export const breakerMachine = setup({
       },
     },
     isolated: {
-      entry: 'publishIsolated',
+      entry: ['startVisit', 'publishIsolated'],
       on: {
         reset: { target: 'closed', actions: ['clearCounts', 'publishClosed'] },
       },

@@ -1,4 +1,4 @@
-import type { ActorRefFrom, SnapshotFrom } from 'xstate';
+import type { ActorRefFrom } from 'xstate';
 import type { Clock } from '../../core/clock.js';
 import { CallTimeoutError, CircuitOpenError, KeelError, type RefusingState } from '../../core/errors.js';
 import type { BreakerEvent, BreakerState, breakerMachine } from '../../machines/breaker.js';
@@ -7,7 +7,6 @@ import type { ResolvedBreakerOptions } from './options.js';
 
 /** The breaker's actor. */
 export type BreakerActor = ActorRefFrom<typeof breakerMachine>;
-type Snapshot = SnapshotFrom<typeof breakerMachine>;
 
 /** A function guarded by a breaker; `signal` aborts when the call times out. */
 export type Guarded<T> = (signal: AbortSignal) => T | PromiseLike<T>;
@@ -49,7 +48,8 @@ class TimedCall implements Deadline {
   constructor(
     readonly breaker: GuardedCalls,
     readonly trial: boolean,
-    readonly period: number,
+    /** The machine's `visit` when the call started. */
+    readonly visit: number,
     readonly controller: AbortController | undefined,
   ) {}
 
@@ -68,10 +68,10 @@ class TimedCall implements Deadline {
     this.breaker.deadlines?.remove(this);
     this.breaker.finished(this);
     if (ok) {
-      this.breaker.succeeded(this.trial, this.period);
+      this.breaker.succeeded(this.trial, this.visit);
       this.resolve(value);
     } else {
-      this.breaker.failed(value, this.trial, this.period);
+      this.breaker.failed(value, this.trial, this.visit);
       this.reject(value);
     }
   }
@@ -80,9 +80,9 @@ class TimedCall implements Deadline {
 /**
  * The effect side of a circuit breaker: runs guarded calls, applies timeouts,
  * keeps statistics and tells the breaker machine (its actor) about outcomes
- * that can change its state. The machine decides the mode; this class reads the
- * mode from the actor's snapshot on every call, so it is never stale, not even
- * inside a bus handler that reacts to the breaker's own state change.
+ * that can change its state. It follows the contract written at the top of
+ * `src/machines/breaker.ts`: the machine decides the mode and the trial slots;
+ * this class asks the actor's snapshot each time and copies none of it.
  *
  * A success in closed sends nothing; it is only counted here and travels with
  * the next counted failure (`successesBefore`).
@@ -90,16 +90,16 @@ class TimedCall implements Deadline {
 export class GuardedCalls {
   /** Created with the first timed call: many breakers never time anything. */
   deadlines: Deadlines | undefined;
-  private snap: Snapshot;
-  /** Bumped on every mode change: an outcome from an earlier period must not drive the machine. */
-  private period = 0;
-  private openedAt = 0;
-  /** When the last counted failure was told to the machine: an open period starts with one. */
-  private lastFailureAt = 0;
-  private trials = 0;
+  /** Closed-state successes not told to the machine yet (telling each would cost an event per call)... */
   private successesBefore = 0;
+  /** ...and the visit they belong to: a failure of another visit does not carry them. */
+  private successesVisit = 0;
+  /** When the open period numbered `openedVisit` began: the machine has no clock. */
+  private openedAt = 0;
+  private openedVisit = -1;
+  /** Set by `stop()`: the runtime is stopping, which the machine does not model. */
   private stopped = false;
-  /** Trials in flight that have a deadline (at most halfOpenMaxCalls): when the earliest ends, a slot frees. */
+  /** Timed trials in flight (deadline data): when the earliest of this visit ends, a slot frees. */
   private trialCalls: TimedCall[] | undefined;
   private readonly counts = {
     calls: 0,
@@ -117,26 +117,26 @@ export class GuardedCalls {
     readonly actor: BreakerActor,
     private readonly clock: Clock,
     private readonly report: (error: unknown, detail: string) => void,
-  ) {
-    this.snap = actor.getSnapshot();
-  }
+  ) {}
 
   /** The machine's current mode. */
   get state(): BreakerState {
-    return this.current().value as BreakerState;
+    return this.actor.getSnapshot().value as BreakerState;
   }
 
   /** Milliseconds until a trial call is admitted: 0 when a call would be admitted now, `Infinity` while isolated. */
   get retryAfterMs(): number {
-    const snap = this.current();
+    const snap = this.actor.getSnapshot();
     switch (snap.value as BreakerState) {
       case 'closed':
         return 0;
       case 'open':
+        // Opened by an event sent straight to the actor: its start is unknown, so the whole period.
+        if (snap.context.visit !== this.openedVisit) return snap.context.openMs;
         // At least 1: the trial is allowed only once the timer has fired.
         return Math.max(1, this.openedAt + snap.context.openMs - this.clock.now());
       case 'halfOpen':
-        return this.trials < this.options.halfOpenMaxCalls ? 0 : this.trialSlotFreesIn();
+        return snap.can(TRIAL_START) ? 0 : this.trialSlotFreesIn(snap.context.visit);
       default:
         return Number.POSITIVE_INFINITY;
     }
@@ -150,31 +150,20 @@ export class GuardedCalls {
   /** Runs `fn` through the breaker. */
   call<T>(fn: Guarded<T>): Promise<T> {
     this.counts.calls++;
-    const snap = this.actor.getSnapshot();
-    if (snap !== this.snap) this.sync(snap);
     if (typeof fn !== 'function') {
       return Promise.reject(new KeelError('INVALID_OPTIONS', `breaker('${this.name}').call: expects a function`));
     }
-    const mode = snap.value;
-    if (mode === 'closed' && !this.stopped) return this.run(fn, false);
-    if (mode === 'halfOpen' && !this.stopped && this.trials < this.options.halfOpenMaxCalls) {
-      this.trials++;
-      this.tell(TRIAL_START);
-      return this.run(fn, true);
-    }
-    return this.refuse(mode as RefusingState);
+    return this.admit(fn);
   }
 
   /** Forces the circuit open until `reset()`. */
   isolate(): void {
-    this.tell(ISOLATE);
+    this.send(ISOLATE);
   }
 
-  /** Forces the circuit closed and forgets failures. */
+  /** Forces the circuit closed and forgets failures; calls started before it no longer count (a new visit). */
   reset(): void {
-    this.tell(RESET);
-    // Also when already closed: calls started before the reset must not count afterwards.
-    this.newPeriod();
+    this.send(RESET);
   }
 
   /** The runtime is stopping: refuse new calls; calls in flight finish or time out, then the timer is released. */
@@ -183,35 +172,67 @@ export class GuardedCalls {
     this.deadlines?.close();
   }
 
-  // After rt.stop() the actor is gone; an outcome arriving later has nothing left to change.
-  private tell(event: BreakerEvent): void {
-    if (this.actor.getSnapshot().status !== 'active') return;
+  private admit<T>(fn: Guarded<T>): Promise<T> {
+    const snap = this.actor.getSnapshot();
+    const mode = snap.value as BreakerState;
+    if (this.stopped) return this.refuse(mode);
+    if (mode === 'closed') return this.run(fn, false, snap.context.visit);
+    if (mode !== 'halfOpen') return this.refuse(mode);
+    // The machine's answer to `trial.start` would wait in its mailbox: ask once it is at rest.
+    if (isProcessing(this.actor)) return Promise.resolve().then(() => this.admit(fn));
+    this.actor.send(TRIAL_START);
+    const after = this.actor.getSnapshot();
+    if (after.context.visit === snap.context.visit && after.context.trials > snap.context.trials) {
+      return this.run(fn, true, snap.context.visit);
+    }
+    return this.refuse(after.value as BreakerState);
+  }
+
+  // After rt.stop() the actor is gone; an event arriving later has nothing left to change.
+  private send(event: BreakerEvent): void {
+    if (this.actor.getSnapshot().status === 'active') this.actor.send(event);
+  }
+
+  /** Tells the outcome of a call that started in `visit`, unless the machine has moved on since. */
+  private tell(event: BreakerEvent, visit: number): void {
+    // Mid-transition the machine has not handled the events queued before this one: wait until it has.
+    if (isProcessing(this.actor)) {
+      queueMicrotask(() => this.tell(event, visit));
+      return;
+    }
+    const snap = this.actor.getSnapshot();
+    if (snap.status !== 'active' || snap.context.visit !== visit) return;
     this.actor.send(event);
-    this.current();
+    const after = this.actor.getSnapshot();
+    if (after.value === 'open' && after.context.visit !== this.openedVisit) {
+      this.openedVisit = after.context.visit;
+      this.openedAt = this.clock.now();
+    }
   }
 
   // `mode` is only 'closed' when stopped, which is refused first.
-  private refuse(mode: RefusingState): Promise<never> {
+  private refuse(mode: BreakerState): Promise<never> {
     if (this.stopped) {
       return Promise.reject(new KeelError('RUNTIME_STOPPED', `breaker('${this.name}').call: the runtime was stopped`));
     }
     this.counts.rejections++;
     const retryAfterMs = this.retryAfterMs;
+    const state = mode as RefusingState;
     const error = this.options.captureStack
-      ? new CircuitOpenError(this.name, retryAfterMs, mode)
-      : CircuitOpenError.unstacked(this.name, retryAfterMs, mode);
+      ? new CircuitOpenError(this.name, retryAfterMs, state)
+      : CircuitOpenError.unstacked(this.name, retryAfterMs, state);
     // Rejecting a promise nobody listens to yet costs Node's unhandled-rejection bookkeeping
     // (~0.5 µs); rejecting a microtask later, after the caller's await attached, does not.
     return new Promise((_, reject) => queueMicrotask(() => reject(error)));
   }
 
-  private run<T>(fn: Guarded<T>, trial: boolean): Promise<T> {
+  private run<T>(fn: Guarded<T>, trial: boolean, visit: number): Promise<T> {
     this.counts.inFlight++;
     const timeoutMs = this.options.callTimeoutMs;
-    if (timeoutMs === 0) return this.runUntimed(fn, trial, this.period);
+    if (timeoutMs === 0) return this.runUntimed(fn, trial, visit);
     // An AbortSignal costs ~3 µs to create (Node 20), ten times the rest of a call: only when fn takes one.
     const controller = this.wantsSignal(fn) ? new AbortController() : undefined;
-    const call = new TimedCall(this, trial, this.period, controller);
+    const call = new TimedCall(this, trial, visit, controller);
     if (trial) (this.trialCalls ??= []).push(call);
     const promise = new Promise<T>((resolve, reject) => {
       call.resolve = resolve;
@@ -236,6 +257,7 @@ export class GuardedCalls {
     return promise;
   }
 
+  /** The last function seen and whether it takes a signal (a cache, not state). */
   private lastFn: unknown;
   private lastWantsSignal = false;
 
@@ -248,46 +270,45 @@ export class GuardedCalls {
     return this.lastWantsSignal;
   }
 
-  private async runUntimed<T>(fn: Guarded<T>, trial: boolean, period: number): Promise<T> {
+  private async runUntimed<T>(fn: Guarded<T>, trial: boolean, visit: number): Promise<T> {
     let value: T;
     try {
       value = await fn(NEVER);
     } catch (error) {
-      this.failed(error, trial, period);
+      this.failed(error, trial, visit);
       throw error;
     }
-    this.succeeded(trial, period);
+    this.succeeded(trial, visit);
     return value;
   }
 
   /** @internal a call finished in time. */
-  succeeded(trial: boolean, period: number): void {
+  succeeded(trial: boolean, visit: number): void {
     this.counts.inFlight--;
     this.counts.successes++;
-    this.current();
-    if (period !== this.period) return;
-    if (!trial) {
-      this.successesBefore++;
+    if (trial) {
+      this.tell(TRIAL_SUCCESS, visit);
       return;
     }
-    this.trials--;
-    this.tell(TRIAL_SUCCESS);
+    // Visits only grow: a success of a later visit starts a new count, one of an earlier visit is stale.
+    if (visit !== this.successesVisit) {
+      if (visit < this.successesVisit) return;
+      this.successesVisit = visit;
+      this.successesBefore = 0;
+    }
+    this.successesBefore++;
   }
 
   /** @internal a call threw or rejected. */
-  failed(error: unknown, trial: boolean, period: number): void {
+  failed(error: unknown, trial: boolean, visit: number): void {
     this.counts.inFlight--;
     if (!this.countsAsFailure(error)) {
       this.counts.ignoredErrors++;
-      this.current();
-      if (period === this.period && trial) {
-        this.trials--;
-        this.tell(TRIAL_RELEASE);
-      }
+      if (trial) this.tell(TRIAL_RELEASE, visit);
       return;
     }
     this.counts.failures++;
-    this.countedFailure(trial, period);
+    this.countedFailure(trial, visit);
   }
 
   /** @internal a timed call ended (either way). */
@@ -303,21 +324,20 @@ export class GuardedCalls {
     this.counts.inFlight--;
     this.counts.failures++;
     this.counts.timeouts++;
-    this.countedFailure(call.trial, call.period);
+    this.countedFailure(call.trial, call.visit);
   }
 
-  private countedFailure(trial: boolean, period: number): void {
-    this.current();
-    if (period !== this.period) return;
-    this.lastFailureAt = this.clock.now();
+  private countedFailure(trial: boolean, visit: number): void {
     if (trial) {
-      this.trials--;
-      this.tell(TRIAL_FAILURE);
+      this.tell(TRIAL_FAILURE, visit);
       return;
     }
-    const successesBefore = this.successesBefore;
-    this.successesBefore = 0;
-    this.tell({ type: 'call.failure', successesBefore });
+    let successesBefore = 0;
+    if (visit === this.successesVisit) {
+      successesBefore = this.successesBefore;
+      this.successesBefore = 0;
+    }
+    this.tell({ type: 'call.failure', successesBefore }, visit);
   }
 
   private countsAsFailure(error: unknown): boolean {
@@ -331,41 +351,29 @@ export class GuardedCalls {
     }
   }
 
-  private trialSlotFreesIn(): number {
+  private trialSlotFreesIn(visit: number): number {
     // No timeout: nothing bounds a trial, so suggest the base open period.
     if (this.options.callTimeoutMs === 0) return this.options.resetTimeoutMs;
-    if (!this.trialCalls || this.trialCalls.length === 0) return 1;
     const now = this.clock.now();
     let earliest = Number.POSITIVE_INFINITY;
     // An unstamped trial started in this turn: its deadline is at least now + callTimeoutMs.
-    for (const t of this.trialCalls) {
+    for (const t of this.trialCalls ?? []) {
+      if (t.visit !== visit) continue;
       earliest = Math.min(earliest, t.deadline === UNSTAMPED ? now + this.options.callTimeoutMs : t.deadline);
     }
+    if (earliest === Number.POSITIVE_INFINITY) return 1;
     return Math.max(1, Math.min(this.options.resetTimeoutMs, earliest - now));
   }
+}
 
-  private current(): Snapshot {
-    const snap = this.actor.getSnapshot();
-    if (snap !== this.snap) this.sync(snap);
-    return snap;
-  }
-
-  /** Follows the machine: a new mode starts a new period with fresh local counts. */
-  private sync(snap: Snapshot): void {
-    const before = this.snap.value;
-    this.snap = snap;
-    if (snap.value === before) return;
-    this.newPeriod();
-    // Read lazily (no subscription: it costs ~1.5 KB per breaker); the failure that opened it carries the time.
-    if (snap.value === 'open') this.openedAt = this.lastFailureAt;
-  }
-
-  private newPeriod(): void {
-    this.period++;
-    this.trials = 0;
-    this.successesBefore = 0;
-    if (this.trialCalls) this.trialCalls.length = 0;
-  }
+/**
+ * True while the actor handles an event: one sent now waits in its mailbox
+ * until that handling ends, so its effect cannot be seen on return. XState has
+ * no public way to tell; its mailbox's `_current` is the event being handled
+ * (checked on xstate 5.33; the halfOpened-handler tests fail if that changes).
+ */
+function isProcessing(actor: BreakerActor): boolean {
+  return (actor as unknown as { mailbox?: { _current?: unknown } }).mailbox?._current != null;
 }
 
 const TRIAL_START: BreakerEvent = { type: 'trial.start' };
