@@ -1,13 +1,26 @@
 import { KeelError } from './errors.js';
 
+/** How deep a value may nest: deeper, it is refused instead of overflowing the stack of every reader. */
+export const MAX_JSON_DEPTH = 256;
+
 /**
  * Where `value` holds something JSON cannot carry faithfully, as a message
  * naming the path (`payload.items[2] is NaN`), or undefined when it is plain
  * JSON. Stricter than `JSON.stringify`, which silently turns `NaN` into null,
  * drops `undefined` and functions, and flattens a `Date` or a `Map`: what a
- * store gives back must be what was put in, whatever the store.
+ * store gives back must be what was put in, whatever the store. A value nested
+ * deeper than `MAX_JSON_DEPTH`, or one whose getter throws, is a problem too,
+ * never an exception.
  */
-export function jsonProblem(value: unknown, path: string, seen = new Set<object>()): string | undefined {
+export function jsonProblem(value: unknown, path: string): string | undefined {
+  try {
+    return problemAt(value, path, new Set<object>(), 0);
+  } catch (error) {
+    return `${path} could not be read (${describeError(error)})`;
+  }
+}
+
+function problemAt(value: unknown, path: string, seen: Set<object>, depth: number): string | undefined {
   switch (typeof value) {
     case 'string':
     case 'boolean':
@@ -16,11 +29,13 @@ export function jsonProblem(value: unknown, path: string, seen = new Set<object>
       return Number.isFinite(value) ? undefined : `${path} is ${value}`;
     case 'object': {
       if (value === null) return undefined;
+      if (depth >= MAX_JSON_DEPTH) return `${path} is nested deeper than ${MAX_JSON_DEPTH} levels`;
       if (seen.has(value)) return `${path} is a circular reference`;
       seen.add(value);
       let problem: string | undefined;
       if (Array.isArray(value)) {
-        for (let i = 0; i < value.length && !problem; i++) problem = jsonProblem(value[i], `${path}[${i}]`, seen);
+        for (let i = 0; i < value.length && !problem; i++)
+          problem = problemAt(value[i], `${path}[${i}]`, seen, depth + 1);
       } else {
         const proto = Object.getPrototypeOf(value);
         if (proto !== Object.prototype && proto !== null) {
@@ -28,7 +43,7 @@ export function jsonProblem(value: unknown, path: string, seen = new Set<object>
         }
         for (const k of Object.keys(value)) {
           if (problem) break;
-          problem = jsonProblem((value as Record<string, unknown>)[k], `${path}.${k}`, seen);
+          problem = problemAt((value as Record<string, unknown>)[k], `${path}.${k}`, seen, depth + 1);
         }
       }
       seen.delete(value);
@@ -68,21 +83,60 @@ export function decodeOrText(text: string): unknown {
   }
 }
 
-/** A readable one-line description of whatever was thrown (it need not be an Error). */
+/** The longest text an error description keeps: a thrown 100 MB string must not become a 100 MB row or event. */
+export const MAX_ERROR_TEXT = 4096;
+
+function clip(text: string): string {
+  return text.length <= MAX_ERROR_TEXT ? text : `${text.slice(0, MAX_ERROR_TEXT)}... (${text.length} chars)`;
+}
+
+/**
+ * A readable one-line description of whatever was thrown (it need not be an
+ * Error): bounded in length, and never throws itself, whatever the value
+ * (a cycle, a `BigInt`, a `Symbol`, a getter that throws, a Proxy).
+ */
 export function describeError(error: unknown): string {
-  if (error instanceof Error) return `${error.name}: ${error.message}`;
   try {
-    if (typeof error === 'string') return `thrown string: ${error}`;
-    const json = JSON.stringify(error);
-    return `thrown ${typeof error}: ${json ?? String(error)}`;
+    if (error instanceof Error) return clip(`${error.name}: ${error.message}`);
+    switch (typeof error) {
+      case 'string':
+        return clip(`thrown string: ${error}`);
+      case 'bigint':
+        return `thrown bigint: ${error}n`;
+      case 'symbol':
+        return `thrown symbol: ${error.toString()}`;
+      case 'function':
+        return 'thrown function';
+      case 'undefined':
+        return 'thrown undefined';
+    }
+    return clip(`thrown ${error === null ? 'null' : typeof error}: ${JSON.stringify(error) ?? String(error)}`);
   } catch {
     return `thrown ${typeof error} (not printable)`;
   }
 }
 
-/** An error as plain data, for events and storage: an `Error` becomes `{ name, message, code }`. */
+/**
+ * An error as plain, bounded JSON data, for events and storage: an `Error`
+ * becomes `{ name, message, code? }`; a thrown value that is small plain JSON
+ * stays as it is; anything else (a cycle, a `BigInt`, a `Symbol`, a huge
+ * string) becomes `{ name: 'NonJsonError', message }` with its description.
+ * Never throws, so a strange throw can never stop a saga from being saved.
+ */
 export function errorData(error: unknown): unknown {
-  if (error instanceof Error)
-    return { name: error.name, message: error.message, code: (error as { code?: unknown }).code };
-  return error;
+  try {
+    if (error instanceof Error) {
+      const code = (error as { code?: unknown }).code;
+      return {
+        name: clip(String(error.name)),
+        message: clip(String(error.message)),
+        ...((typeof code === 'string' || (typeof code === 'number' && Number.isFinite(code))) && { code }),
+      };
+    }
+    if (error === undefined) return undefined;
+    if (jsonProblem(error, 'error') === undefined && JSON.stringify(error).length <= MAX_ERROR_TEXT) return error;
+  } catch {
+    // described below
+  }
+  return { name: 'NonJsonError', message: describeError(error) };
 }
