@@ -438,8 +438,9 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     const { step, context }: StepRun = invoke.input;
     const s = this.steps.get(step) as ResolvedStep;
     const running = invoke.src === 'runStep';
-    const phase = running ? 'running' : 'compensating';
+    // The stored status is the machine's top-level state (`running` / `compensating`).
     const value = state.value;
+    const phase = Object.keys(value)[0] as SagaRecordStatus;
     const idempotencyKey = running ? `${context.sagaId}:${step}` : `${context.sagaId}:${step}:compensate`;
     await this.write(flight, phase, value, state.context);
     try {
