@@ -1,3 +1,20 @@
+/**
+ * The saga machine and its contract with the runner (`src/actors/saga/`):
+ *
+ * - The machine decides. Which state follows a step's outcome, how the context
+ *   changes (its named `assign`s, `sagaUpdates`), what is published and with
+ *   which payload (`sagaPayloads`), and which step runs or is undone next (the
+ *   state's invoked `runStep` / `compensateStep` and that invoke's input).
+ * - The runner performs. It asks XState where an event leads (`transition`,
+ *   memoised per state and event type since the machine has no guards), runs
+ *   the invoked step with its retries and timeout, publishes what the machine
+ *   published, and checkpoints the machine's state value and context to the
+ *   store before each step starts and when the saga ends. It never picks a
+ *   state itself.
+ * - One path whether watched or not. The same runner runs every saga; when the
+ *   runtime is inspected it also keeps an actor of this machine in the system
+ *   as a visible mirror, fed the same events, which performs nothing.
+ */
 import { assign, fromPromise, setup } from 'xstate';
 import { errorData } from '../core/json.js';
 import { publish } from './publish.js';
@@ -41,8 +58,8 @@ export interface StepRun {
  * `completed`, `compensated`, `failed`. A step that fails sends the saga to the
  * compensation of the nearest completed compensable step before it; only steps
  * that completed are undone, in reverse order. Running and undoing a step are
- * the invoked actors `runStep` and `compensateStep`, which the saga actor
- * provides (with retries and timeouts); the machine only decides what is next.
+ * the invoked actors `runStep` and `compensateStep`, which the runner performs
+ * (with retries and timeouts); the machine only decides what is next.
  */
 export function createSagaMachine(name: string, steps: readonly SagaStepShape[]) {
   const id = name;
@@ -91,7 +108,7 @@ export function createSagaMachine(name: string, steps: readonly SagaStepShape[])
   });
 
   const first = (steps[0] as SagaStepShape).name;
-  const topic = (what: string) => `saga.${name}.${what}`;
+  const topic = (what: string) => sagaTopic(name, what);
   return setup({
     types: {
       context: {} as SagaContext,
@@ -103,16 +120,16 @@ export function createSagaMachine(name: string, steps: readonly SagaStepShape[])
     },
     actions: {
       recordResult: assign(({ context, event }, params: { step: string }) =>
-        sagaUpdates.recordResult(context, params.step, (event as unknown as { output: unknown }).output),
+        sagaUpdates.recordResult(context, event as SagaStepEvent, params),
       ),
       recordFailure: assign(({ context, event }, params: { step: string }) =>
-        sagaUpdates.recordFailure(context, params.step, (event as unknown as { error: unknown }).error),
+        sagaUpdates.recordFailure(context, event as SagaStepEvent, params),
       ),
-      recordCompensated: assign(({ context }, params: { step: string }) =>
-        sagaUpdates.recordCompensated(context, params.step),
+      recordCompensated: assign(({ context, event }, params: { step: string }) =>
+        sagaUpdates.recordCompensated(context, event as SagaStepEvent, params),
       ),
       recordCompensationFailure: assign(({ context, event }) =>
-        sagaUpdates.recordCompensationFailure(context, (event as unknown as { error: unknown }).error),
+        sagaUpdates.recordCompensationFailure(context, event as SagaStepEvent),
       ),
       stepCompleted: publish(topic('stepCompleted'), ({ context }) => sagaPayloads.stepCompleted(context)),
       started: publish(topic('started'), ({ context }) => sagaPayloads.started(context)),
@@ -154,18 +171,41 @@ export function createSagaMachine(name: string, steps: readonly SagaStepShape[])
   });
 }
 
-/** How each of the machine's `assign` actions changes the context; shared with the compiled runner. */
+/** The outcome of an invoked step, as XState delivers it (`xstate.done.actor.*` / `xstate.error.actor.*`). */
+export interface SagaStepEvent {
+  type: string;
+  output?: unknown;
+  error?: unknown;
+}
+
+/**
+ * The machine's `assign`s, by action name: `createSagaMachine` builds its
+ * actions from these, and the runner applies the same functions when it
+ * replays a memoised transition, so there is one definition of each update.
+ */
 export const sagaUpdates = {
-  recordResult: (c: SagaContext, step: string, output: unknown): SagaContext => ({
+  recordResult: (c: SagaContext, e: SagaStepEvent, p: { step: string }): SagaContext => ({
     ...c,
-    results: { ...c.results, [step]: output },
+    results: { ...c.results, [p.step]: e.output },
   }),
-  recordFailure: (c: SagaContext, step: string, error: unknown): SagaContext => ({ ...c, failedStep: step, error }),
-  recordCompensated: (c: SagaContext, step: string): SagaContext => ({ ...c, compensated: [...c.compensated, step] }),
-  recordCompensationFailure: (c: SagaContext, error: unknown): SagaContext => ({ ...c, compensationError: error }),
+  recordFailure: (c: SagaContext, e: SagaStepEvent, p: { step: string }): SagaContext => ({
+    ...c,
+    failedStep: p.step,
+    error: e.error,
+  }),
+  recordCompensated: (c: SagaContext, _e: SagaStepEvent, p: { step: string }): SagaContext => ({
+    ...c,
+    compensated: [...c.compensated, p.step],
+  }),
+  recordCompensationFailure: (c: SagaContext, e: SagaStepEvent): SagaContext => ({ ...c, compensationError: e.error }),
 };
 
-/** The events a saga publishes (`saga.<name>.<event>`) and their payloads; shared with the compiled runner. */
+/** The bus topic of the saga `name`'s event `what` (`saga.checkout.completed`). */
+export function sagaTopic(name: string, what: string): string {
+  return `saga.${name}.${what}`;
+}
+
+/** The machine's `publish` actions, by name: each publishes `saga.<name>.<action>` with this payload. */
 export const sagaPayloads = {
   started: (c: SagaContext) => ({ sagaId: c.sagaId, input: c.input }),
   stepCompleted: (c: SagaContext) => ({ sagaId: c.sagaId, results: c.results }),

@@ -283,14 +283,14 @@ describe('a saga interrupted by stop() stays where stop() left it', () => {
     return { atStop, after: await store.loadSaga('checkout', 'late') };
   }
 
-  it('with an actor per saga (inspected runtime)', async () => {
+  it('inspected (each saga mirrored by an actor)', async () => {
     const { atStop, after } = await paymentAnswersAfterStop(() => {});
     expect(atStop).toMatchObject({ status: 'running', state: JSON.stringify({ running: 'processPayment' }) });
     expect(after).toEqual(atStop);
   });
 
   // A step that answers after stop() must not move the saga on (it once saved `completed` after stop() returned).
-  it('with the compiled plan (not inspected)', async () => {
+  it('not inspected', async () => {
     const { atStop, after } = await paymentAnswersAfterStop(undefined);
     expect(atStop).toMatchObject({ status: 'running', state: JSON.stringify({ running: 'processPayment' }) });
     expect(after).toEqual(atStop);

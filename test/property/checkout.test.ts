@@ -228,7 +228,7 @@ async function play(s: Scenario, durable: Durable, inspected: boolean): Promise<
   for (;;) {
     const crash = crashes.shift();
     faults.newLife(crash);
-    // An inspected runtime runs each saga as an XState actor; otherwise the compiled plan of the same machine runs it.
+    // The same runner either way; an inspected runtime also mirrors each saga as an actor of its machine.
     const rt = createRuntime({ store: durable.store(), onError: () => {}, inspect: inspected ? () => {} : undefined });
     const saga = rt.saga('checkout', {
       steps: checkoutSteps(faults.api()),
@@ -314,9 +314,9 @@ function check(s: Scenario, o: Outcome): string[] {
 
 describe('checkout under random faults and crashes (in-process services)', () => {
   it.each([
-    ['memory', 'plan', 400],
-    ['memory', 'actors', 150],
-    ['sqlite', 'plan', 100],
+    ['memory', 'uninspected', 400],
+    ['memory', 'inspected', 150],
+    ['sqlite', 'uninspected', 100],
   ] as const)('keeps stock, orders and payments consistent (%s store, %s)', async (kind, runner, numRuns) => {
     const seen = new Map<string, number>();
     let crashes = 0;
@@ -325,7 +325,7 @@ describe('checkout under random faults and crashes (in-process services)', () =>
         const durable = durables[kind]();
         let o: Outcome;
         try {
-          o = await play(s, durable, runner === 'actors');
+          o = await play(s, durable, runner === 'inspected');
         } finally {
           durable.dispose();
         }

@@ -1,5 +1,16 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createRuntime, type KeelError, NonRetryableError, type Runtime, sqliteStore } from '../../src/index.js';
+import { type AnyActorRef, type InspectionEvent, setup } from 'xstate';
+import { SagaEngine } from '../../src/actors/saga/engine.js';
+import {
+  createRuntime,
+  type KeelError,
+  memoryStore,
+  NonRetryableError,
+  type Runtime,
+  sqliteStore,
+} from '../../src/index.js';
+import type { SagaMachine } from '../../src/machines/saga.js';
+import type { SagaRecord } from '../../src/stores/sagaStore.js';
 import { settle, TestClock } from '../../src/testing/index.js';
 import { deferred } from '../fixtures/deferred.js';
 import { removeDb, tempPath } from '../fixtures/tempDb.js';
@@ -44,10 +55,10 @@ function checkout(journal: string[], fail?: { step?: string; undo?: string }) {
   return [step('createOrder', true), step('deductInventory', true), step('processPayment', false)] as const;
 }
 
-// Every behaviour holds both when sagas run as inspected XState actors and as the compiled plan.
+// Every behaviour holds whether the runtime is inspected (each saga then also has a mirror actor) or not.
 describe.each([
-  ['compiled plan', undefined],
-  ['inspected actors', () => {}],
+  ['uninspected', undefined],
+  ['inspected, with mirror actors', () => {}],
 ] as const)('%s', (_mode, inspect) => {
   beforeEach(() => {
     inspectMode = inspect;
@@ -505,5 +516,80 @@ describe.each([
       );
       await expect(b.execute({}, { id: 'v1' })).rejects.toMatchObject({ code: 'SAGA_VERSION_MISMATCH' });
     });
+  });
+});
+
+describe('one engine whether watched or not', () => {
+  /** Everything a saga leaves behind: its checkpoints, its bus events and, when watched, its mirror's states. */
+  async function trace(inspect: boolean, fail?: { step?: string; undo?: string }) {
+    const store = memoryStore();
+    const checkpoints: SagaRecord[] = [];
+    const save = store.saveSaga.bind(store);
+    store.saveSaga = (record) => {
+      checkpoints.push({ ...record });
+      return save(record);
+    };
+    const mirror: unknown[] = [];
+    const rt = runtime({
+      store,
+      inspect: inspect
+        ? (ev: InspectionEvent) => {
+            const ref = ev.actorRef as AnyActorRef & { systemId?: string };
+            if (ev.type === '@xstate.snapshot' && ref.systemId === 'saga.checkout.t1') {
+              mirror.push((ev.snapshot as unknown as { value: unknown }).value);
+            }
+          }
+        : undefined,
+    });
+    const events: Array<{ type: string; data: unknown }> = [];
+    rt.bus.subscribe('saga.checkout.>', (_p, e) => {
+      events.push({ type: e.type, data: e.data });
+    });
+    const journal: string[] = [];
+    const saga = rt.saga('checkout', { steps: checkout(journal, fail), compensationRetry: { maxAttempts: 1 } });
+    await rt.start();
+    const result = await saga.execute({ cart: 1 }, { id: 't1' });
+    await settle();
+    await rt.stop();
+    return { result, checkpoints, events, journal, mirror };
+  }
+
+  it.each([
+    ['completed', undefined],
+    ['compensated', { step: 'processPayment' }],
+    ['failed', { step: 'processPayment', undo: 'deductInventory' }],
+  ] as const)('%s: the same states, bus events, checkpoints and step calls', async (status, fail) => {
+    const plain = await trace(false, fail);
+    const watched = await trace(true, fail);
+    expect(plain.result.status).toBe(status);
+    expect(watched.result).toEqual(plain.result);
+    expect(watched.checkpoints).toEqual(plain.checkpoints);
+    expect(watched.events).toEqual(plain.events);
+    expect(watched.journal).toEqual(plain.journal);
+    // The checkpoints are the machine's states in order; the mirror went through exactly those.
+    const states = plain.checkpoints
+      .map((c) => JSON.parse(c.state))
+      .filter((v, i, all) => i === 0 || JSON.stringify(v) !== JSON.stringify(all[i - 1]));
+    expect(states.at(-1)).toBe(status);
+    expect(watched.mirror).toEqual(states);
+    expect(plain.mirror).toEqual([]);
+  });
+
+  it('refuses a machine it could not memoise (a guard) or whose actions it cannot perform', () => {
+    const guarded = setup({ guards: { ok: () => true } }).createMachine({
+      id: 'g',
+      initial: 'a',
+      states: { a: { on: { go: { guard: 'ok', target: 'b' } } }, b: {} },
+    });
+    expect(() => new SagaEngine(guarded as unknown as SagaMachine)).toThrow(/guarded transition/);
+    const odd = setup({ actions: { shout: () => {} } }).createMachine({
+      id: 'o',
+      context: {},
+      initial: 'a',
+      entry: 'shout',
+      states: { a: {} },
+    });
+    const engine = new SagaEngine(odd as unknown as SagaMachine);
+    expect(() => engine.start({ sagaId: 'x', input: 1 })).toThrow(/runs 'shout', which the runner cannot perform/);
   });
 });

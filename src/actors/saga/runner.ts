@@ -9,9 +9,9 @@ import {
   type SagaContext,
   type SagaInput,
   type SagaMachine,
+  type SagaStepEvent,
   type StepRun,
   sagaPayloads,
-  sagaUpdates,
 } from '../../machines/saga.js';
 import {
   hasSharedSagas,
@@ -23,7 +23,7 @@ import {
 import type { Store } from '../../stores/store.js';
 import type { Host } from '../host.js';
 import type { ResolvedSaga, ResolvedStep, SagaStep, StepContext } from './definition.js';
-import { compilePlan, type PlannedAction, type SagaPlan } from './plan.js';
+import { type SagaEffect, SagaEngine, type SagaState, type SagaStep as Transition } from './engine.js';
 import { resultOf, type SagaResult } from './result.js';
 
 /** Options of one `execute`. */
@@ -37,10 +37,11 @@ interface Flight {
   promise: Promise<SagaResult<any>>;
   resolve(r: SagaResult<any>): void;
   reject(e: unknown): void;
-  /** The saga's actor, when the runtime is inspected. */
-  actor: Actor<SagaMachine> | undefined;
-  /** Without an actor: the state the compiled plan is in, and how to interrupt it. */
-  state: string;
+  /** When the runtime is inspected: the actor that shows this saga's state in the system; it performs nothing. */
+  mirror: Actor<SagaMachine> | undefined;
+  /** Where the machine has the saga now (undefined until it starts). */
+  state: SagaState | undefined;
+  /** Aborts the step in flight when the saga is interrupted. */
   controller: AbortController;
   /** Attempts of the step in progress; carried over from the store on resume. */
   attempts: AttemptState;
@@ -58,19 +59,20 @@ export type SagaHost = Pick<Host, 'store' | 'clock' | 'publish' | 'report' | 'wh
 type Sagas = Store & SagaStore;
 
 /**
- * Runs the sagas of one definition, following the generated machine. When the
- * runtime is inspected, each saga is an XState actor in the runtime's system
- * (the inspector shows it live); otherwise the same machine runs as a compiled
- * transition table (`plan.ts`), several times faster. Either way `runStep` and
- * `compensateStep` do the work (retries, timeouts) and write the saga's
- * progress to the store before each step starts, so a crash resumes at the
- * step in flight.
+ * Runs the sagas of one definition along the generated machine, one way for
+ * every saga: the engine (XState's `transition`, memoised) says where each
+ * step's outcome leads and what to do on the way; the runner does it (runs or
+ * undoes the invoked step with its retries and timeout, publishes) and writes
+ * the machine's state and context to the store before each step starts, so a
+ * crash resumes at the step in flight. When the runtime is inspected, each
+ * saga also gets a mirror actor in the runtime's system, fed the same events.
  */
 export class SagaRunner<TSteps extends readonly SagaStep[]> {
   /** The generated XState machine (as the inspector shows it). */
   readonly machine: SagaMachine;
-  private readonly logic: SagaMachine;
-  private readonly plan: SagaPlan;
+  /** The machine as the mirror actors run it: steps that do nothing, no publishing (the runner does both). */
+  private readonly mirrorLogic: SagaMachine;
+  private readonly engine: SagaEngine;
   private readonly flights = new Map<string, Flight>();
   private readonly steps: Map<string, ResolvedStep>;
   /** With a store shared by runtimes: renews this runtime's sagas and adopts the ones whose owner died. */
@@ -90,22 +92,19 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
         undoOnFailure: s.compensateOnFailure,
       })),
     );
-    this.logic = this.machine.provide({
-      actors: {
-        runStep: fromPromise<unknown, StepRun>(({ input, signal }) => this.runStep(input, signal)),
-        compensateStep: fromPromise<unknown, StepRun>(({ input, signal }) => this.compensateStep(input, signal)),
-      },
+    const silent = Object.fromEntries(Object.keys(sagaPayloads).map((name) => [name, () => {}]));
+    // The mirror's steps never settle on their own: the runner sends it their outcome.
+    const pending = fromPromise<unknown, StepRun>(() => new Promise(() => {}));
+    this.mirrorLogic = this.machine.provide({
+      actors: { runStep: pending, compensateStep: pending },
+      actions: silent as never,
     });
-    this.plan = compilePlan(this.machine);
+    this.engine = new SagaEngine(this.machine);
   }
 
   /** The machine state of the saga `id` while it runs in this runtime (`{ running: 'createOrder' }`), else undefined. */
   stateOf(id: string): unknown {
-    const flight = this.flights.get(id);
-    if (!flight) return undefined;
-    if (flight.actor) return flight.actor.getSnapshot().value;
-    const [phase, step] = flight.state.split('.') as [string, string | undefined];
-    return step === undefined ? phase : { [phase]: step };
+    return this.flights.get(id)?.state?.value;
   }
 
   /** How many sagas of this definition run in this runtime now. */
@@ -141,12 +140,9 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
         if (adoptable) this.resumeFlight(flight, adoptable);
         return;
       }
-      if (!this.rt.inspected) {
-        const context = this.machine.config.context as unknown as (a: { input: unknown }) => SagaContext;
-        void this.follow(flight, this.plan.initial, context({ input: { sagaId: id, input } }), this.plan.start);
-        return;
-      }
-      this.attach(flight, { input: { sagaId: id, input } });
+      const start: SagaInput = { sagaId: id, input };
+      if (this.rt.inspected) this.mirror(flight, { input: start });
+      void this.drive(flight, this.engine.start(start));
     })().catch((error) => this.fail(flight, error));
     return flight.promise as Promise<SagaResult<TSteps>>;
   }
@@ -248,10 +244,10 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     this.fail(flight, reason);
   }
 
-  /** Stops the saga's actor (if any) and aborts its step in flight; the caller rejects it. */
+  /** Stops the saga's mirror (if any) and aborts its step in flight; the caller rejects it. */
   private halt(flight: Flight, reason: KeelError): void {
-    // The actor is a child of the runtime's system; XState only lets its parent stop it, so stop it from inside.
-    (flight.actor as unknown as { _stop(): void } | undefined)?._stop();
+    // The mirror is a child of the runtime's system; XState only lets its parent stop it, so stop it from inside.
+    (flight.mirror as unknown as { _stop(): void } | undefined)?._stop();
     flight.controller.abort(reason);
   }
 
@@ -304,8 +300,8 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       promise,
       resolve,
       reject,
-      actor: undefined,
-      state: this.plan.initial,
+      mirror: undefined,
+      state: undefined,
       controller: new AbortController(),
       attempts: { attempt: 1, notBefore: undefined },
       createdAt: this.rt.clock.now(),
@@ -327,121 +323,80 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     flight.createdAt = record.createdAt;
     const value = JSON.parse(record.state) as Record<'running' | 'compensating', string>;
     const context = JSON.parse(record.context) as SagaContext;
-    const [phase, step] = Object.entries(value)[0] as ['running' | 'compensating', string];
-    if (!this.rt.inspected) {
-      void this.follow(flight, `${phase}.${step}`, context, []);
-      return;
-    }
-    const [invokeId, src] = phase === 'running' ? [`run.${step}`, 'runStep'] : [`compensate.${step}`, 'compensateStep'];
-    // XState restarts an invoked actor on restore only when the snapshot lists it, so list the step in flight:
-    // it runs again from its start (its idempotency key makes that safe downstream).
-    const persisted = {
-      status: 'active',
-      value,
-      historyValue: {},
-      context,
-      children: {
-        [invokeId]: {
-          src,
-          snapshot: { status: 'active', input: { step, context } satisfies StepRun },
-          syncSnapshot: false,
-        },
-      },
-    };
-    this.attach(flight, { snapshot: persisted as never, input: undefined as never });
+    const resumed = this.engine.resume(value, context);
+    if (this.rt.inspected) this.mirror(flight, { snapshot: this.restoredSnapshot(resumed) });
+    void this.drive(flight, resumed);
   }
 
-  /** Runs the compiled plan from state `key`: what the actor would do, without one. */
-  private async follow(flight: Flight, key: string, context: SagaContext, entry: PlannedAction[]): Promise<void> {
+  /**
+   * The one way a saga runs: perform the effects of each transition the
+   * engine takes (publish, then checkpoint and run the invoked step), and
+   * hand the step's outcome back to the engine as the XState event the
+   * invoked actor would have sent, until the machine reaches a final state.
+   */
+  private async drive(flight: Flight, first: Transition): Promise<void> {
+    const source = `saga.${this.def.name}.${flight.id}`;
+    const signal = flight.controller.signal;
+    let { state, effects } = first;
     try {
-      context = this.apply(entry, context, undefined);
       for (;;) {
-        flight.state = key;
-        const state = this.plan.states.get(key);
-        if (!state) throw new Error(`saga '${this.def.name}': the plan has no state '${key}'`);
-        if (state.kind === 'final') {
-          await this.write(flight, key as SagaRecordStatus, key, context);
-          this.settle(flight, key as SagaRecordStatus, context);
+        flight.state = state;
+        let invoke: Extract<SagaEffect, { kind: 'invoke' }> | undefined;
+        for (const effect of effects) {
+          if (effect.kind === 'publish') this.rt.publish(effect.topic, effect.payload, { source });
+          else invoke = effect;
+        }
+        if (state.done) {
+          const status = state.value as SagaRecordStatus;
+          await this.write(flight, status, state.value, state.context);
+          this.settle(flight, status, state.context);
           return;
         }
-        const run: StepRun = { step: state.step as string, context };
-        const signal = flight.controller.signal;
-        let event: { output?: unknown; error?: unknown };
-        let edge = state.done;
+        if (!invoke) throw new Error(`saga '${this.def.name}': state ${state.key} runs no step, so it cannot end`);
+        let event: SagaStepEvent;
         try {
-          event = {
-            output: await (state.kind === 'run' ? this.runStep(run, signal) : this.compensateStep(run, signal)),
-          };
+          event = { type: `xstate.done.actor.${invoke.id}`, output: await this.attempt(flight, state, invoke, signal) };
         } catch (error) {
-          event = { error };
-          edge = state.error;
+          event = { type: `xstate.error.actor.${invoke.id}`, error };
         }
         // Interrupted by stop(): a late answer must not move a saga this runtime no longer runs.
         if (signal.aborted) return;
-        if (!edge) throw new Error(`saga '${this.def.name}': state '${key}' has no way out`);
-        context = this.apply(edge.actions, context, event);
-        key = edge.target;
+        ({ state, effects } = this.engine.next(state, event));
+        flight.mirror?.send(event as never);
       }
     } catch (error) {
       this.fail(flight, error);
     }
   }
 
-  /** Applies the machine's actions by name: context updates as its `assign`s do, events as its `publish`es do. */
-  private apply(
-    actions: readonly PlannedAction[],
-    context: SagaContext,
-    event: { output?: unknown; error?: unknown } | undefined,
-  ): SagaContext {
-    for (const a of actions) {
-      const step = a.params?.step as string;
-      switch (a.type) {
-        case 'recordResult':
-          context = sagaUpdates.recordResult(context, step, event?.output);
-          break;
-        case 'recordFailure':
-          context = sagaUpdates.recordFailure(context, step, event?.error);
-          break;
-        case 'recordCompensated':
-          context = sagaUpdates.recordCompensated(context, step);
-          break;
-        case 'recordCompensationFailure':
-          context = sagaUpdates.recordCompensationFailure(context, event?.error);
-          break;
-        default: {
-          const payload = sagaPayloads[a.type as keyof typeof sagaPayloads];
-          if (!payload)
-            throw new Error(`saga '${this.def.name}': the machine has an action '${a.type}' the runner does not know`);
-          this.rt.publish(`saga.${this.def.name}.${a.type}`, payload(context), {
-            source: `saga.${this.def.name}.${context.sagaId}`,
-          });
-        }
-      }
-    }
-    return context;
-  }
-
-  /** Runs the saga as an actor in the runtime's system, fresh (`input`) or restored (`snapshot`). */
-  private attach(flight: Flight, start: { input: SagaInput; snapshot?: never }): void {
-    const actor = createActor(this.logic, {
+  /** Shows the saga in the runtime's system as an actor of its machine, fresh (`input`) or restored (`snapshot`). */
+  private mirror(flight: Flight, start: { input: SagaInput } | { snapshot: unknown }): void {
+    const actor = createActor(this.mirrorLogic, {
       parent: this.rt.system,
       id: `saga.${this.def.name}.${flight.id}`,
       systemId: `saga.${this.def.name}.${flight.id}`,
-      ...start,
+      ...(start as { input: SagaInput }),
     });
-    flight.actor = actor;
+    flight.mirror = actor;
+    // A mirror that broke is a bug to report, never a reason to stop the saga it shows.
     actor.subscribe({
-      next: (snapshot) => {
-        if (snapshot.status !== 'done') return;
-        const status = snapshot.value as SagaRecordStatus;
-        const context = snapshot.context;
-        this.write(flight, status, status, context)
-          .then(() => this.settle(flight, status, context))
-          .catch((error) => this.fail(flight, error));
-      },
-      error: (error) => this.fail(flight, error),
+      error: (error) => this.rt.report(error, `saga '${this.def.name}' '${flight.id}': mirror failed`),
     });
     actor.start();
+  }
+
+  /**
+   * The persisted snapshot a mirror restores from. XState restarts an invoked
+   * actor on restore only when the snapshot lists it, so it lists the step in
+   * flight (the mirror's steps do nothing; the runner runs it again).
+   */
+  private restoredSnapshot({ state, effects }: Transition): unknown {
+    const children: Record<string, unknown> = {};
+    for (const e of effects) {
+      if (e.kind !== 'invoke') continue;
+      children[e.id] = { src: e.src, snapshot: { status: 'active', input: e.input }, syncSnapshot: false };
+    }
+    return { status: 'active', value: state.value, historyValue: {}, context: state.context, children };
   }
 
   /** The saga ended `status`: it no longer runs here, and its callers get the result. */
@@ -473,26 +428,21 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     return flight.writes;
   }
 
-  private runStep(run: StepRun, signal: AbortSignal): Promise<unknown> {
-    return this.attempt('running', run, signal);
-  }
-
-  private compensateStep(run: StepRun, signal: AbortSignal): Promise<unknown> {
-    return this.attempt('compensating', run, signal);
-  }
-
-  /** Runs a step or its compensation with its retries and timeout, saving where the saga is first. */
+  /** Runs a step or its compensation with its retries and timeout, checkpointing where the saga is first. */
   private async attempt(
-    phase: 'running' | 'compensating',
-    { step, context }: StepRun,
+    flight: Flight,
+    state: SagaState,
+    invoke: Extract<SagaEffect, { kind: 'invoke' }>,
     signal: AbortSignal,
   ): Promise<unknown> {
+    const { step, context }: StepRun = invoke.input;
     const s = this.steps.get(step) as ResolvedStep;
-    const running = phase === 'running';
-    const flight = this.flights.get(context.sagaId) as Flight;
-    const value = { [phase]: step };
+    const running = invoke.src === 'runStep';
+    // The stored status is the machine's top-level state (`running` / `compensating`).
+    const value = state.value;
+    const phase = Object.keys(value)[0] as SagaRecordStatus;
     const idempotencyKey = running ? `${context.sagaId}:${step}` : `${context.sagaId}:${step}:compensate`;
-    await this.write(flight, phase, value, context);
+    await this.write(flight, phase, value, state.context);
     try {
       const output = await runAttempts({
         clock: this.rt.clock,
@@ -500,7 +450,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
         timeoutMs: running ? s.timeoutMs : this.def.compensationTimeoutMs,
         signal,
         state: flight.attempts,
-        persist: () => this.write(flight, phase, value, context),
+        persist: () => this.write(flight, phase, value, state.context),
         what: `saga '${this.def.name}' ${running ? 'step' : 'compensation of'} '${step}'`,
         call: (attempt, attemptSignal) => {
           const ctx: StepContext = {
