@@ -79,12 +79,22 @@ describe.skipIf(!pgAvailable)('postgres: a failing statement and a dropped conne
     const q = rt.queue('q', { handler: async () => {}, paused: true });
     await rt.start();
     await q.stats();
-    await withClient((c) =>
-      c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [
-        `keel-drv-${process.pid}`,
-      ]),
-    );
-    const error = await q.stats().catch((e) => e);
+    // Kill the store's connection while its query is in flight: block the query on a lock, then terminate it.
+    const error = await withClient(async (locker) => {
+      await locker.query('BEGIN');
+      await locker.query(`LOCK TABLE "${s}".tasks IN ACCESS EXCLUSIVE MODE`);
+      const pending = q.stats().catch((e) => e);
+      for (let killed = 0; killed === 0; ) {
+        await new Promise((r) => setTimeout(r, 20));
+        const res = await locker.query(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
+          [`keel-drv-${process.pid}`],
+        );
+        killed = res.rowCount ?? 0;
+      }
+      await locker.query('ROLLBACK');
+      return pending;
+    });
     expectStoreUnavailable(error, /terminat|connection/i);
   });
 });
