@@ -10,6 +10,8 @@ export type KeelErrorCode =
   | 'RUNTIME_STOPPED'
   | 'STORE_UNAVAILABLE'
   | 'NOT_FOUND'
+  /** An optional peer dependency the chosen feature needs is not installed (e.g. `pg` for postgresStore). */
+  | 'MISSING_DEPENDENCY'
   | (string & {});
 
 /** Base class of every error keel creates; `code` says what went wrong. */
