@@ -7,7 +7,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fmt, type Results, resultsDir } from './harness.js';
 
-const order = ['bus', 'breaker', 'queue', 'queue-postgres', 'saga'];
+const order = ['bus', 'breaker', 'queue', 'queue-postgres', 'saga', 'startup'];
 
 /** The markdown for every results file, in a fixed order. */
 export function benchMarkdown(dir = resultsDir): string {

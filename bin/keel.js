@@ -1,6 +1,3 @@
 #!/usr/bin/env node
-// keel ships TypeScript sources: tsx's loader lets Node run them, then the CLI takes over.
-import { register } from 'tsx/esm/api';
-
-register();
-await import('../src/cli/main.ts');
+// The CLI is compiled to dist/ by `npm run build` (run by `prepare` before packing): no TypeScript loader at run time.
+await import('../dist/cli/main.js');

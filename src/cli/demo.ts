@@ -1,14 +1,14 @@
 import { pathToFileURL } from 'node:url';
-import { demo as busDemo } from '../../examples/bus.js';
-import { demo as checkoutDemo } from '../../examples/checkout.js';
-import { demo as profileSyncDemo } from '../../examples/profile-sync.js';
-import { demo as smsDemo } from '../../examples/sms.js';
 import type { Runtime } from '../runtime/createRuntime.js';
 import { watchNewRuntimes } from '../runtime/createRuntime.js';
 import { consoleLog, type DemoLog } from './demoLog.js';
+import { demo as busDemo } from './scenarios/bus.js';
+import { demo as checkoutDemo } from './scenarios/checkout.js';
+import { demo as profileSyncDemo } from './scenarios/profile-sync.js';
+import { demo as smsDemo } from './scenarios/sms.js';
 import { logStateChanges } from './stateLog.js';
 
-/** The scenarios `npm start` runs, in order. Each is also runnable alone from `examples/`. */
+/** The scenarios `npm start` runs, in order. They live in `scenarios/` so the packaged CLI ships them; each is also runnable alone from `examples/`. */
 export const scenarios: Array<{ name: string; run: (log: DemoLog) => Promise<void> }> = [
   { name: 'event bus', run: busDemo },
   { name: 'circuit breaker: SMS provider outage', run: smsDemo },

@@ -15,7 +15,8 @@ export type KeelErrorCode =
   | 'TASK_TIMEOUT'
   | 'STEP_TIMEOUT'
   | 'SAGA_NOT_OWNED'
-  | 'SAGA_VERSION_MISMATCH';
+  | 'SAGA_VERSION_MISMATCH'
+  | 'MISSING_DEPENDENCY';
 
 /** Every code keel throws, for exhaustive handling and the test that keeps this list true. */
 export const KEEL_ERROR_CODES: readonly KeelErrorCode[] = [
@@ -35,6 +36,7 @@ export const KEEL_ERROR_CODES: readonly KeelErrorCode[] = [
   'STEP_TIMEOUT',
   'SAGA_NOT_OWNED',
   'SAGA_VERSION_MISMATCH',
+  'MISSING_DEPENDENCY',
 ];
 
 /** Base class of every error keel creates; `code` says what went wrong. */

@@ -153,18 +153,24 @@ export function createSagaMachine(name: string, steps: readonly SagaStepShape[])
     entry: 'started',
     // A saga with nothing to undo has no compensating or failed states: none could be reached.
     states: {
-      running: { initial: first, states: running as never },
+      running: { initial: first, states: running as Record<string, {}> },
       ...(Object.keys(compensating).length > 0
         ? {
             // Always entered at a named step; `initial` only satisfies XState's rule for compound states.
             compensating: {
               entry: 'compensating',
               initial: Object.keys(compensating).at(-1) as string,
-              states: compensating as never,
+              states: compensating as Record<string, {}>,
             },
             failed: { type: 'final' as const, entry: 'failed' as const },
           }
-        : {}),
+        : // Typed as present: an optional key would put `| undefined` into the published schema type, which
+          // consumers with exactOptionalPropertyTypes and skipLibCheck off reject (StateSchema has no undefined);
+          // the step maps are typed by name so the state value reads { running: string } | { compensating: string }.
+          ({} as {
+            compensating: { entry: 'compensating'; initial: string; states: Record<string, {}> };
+            failed: { type: 'final'; entry: 'failed' };
+          })),
       completed: { type: 'final', entry: 'completed' },
       compensated: { type: 'final', entry: 'compensated' },
     },

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { viewerAssets } from './assets.generated.js';
 import { type HostGuard, hostGuard } from './hostGuard.js';
 import type { ViewerHub } from './hub.js';
 
@@ -23,8 +23,13 @@ export interface ViewerServer {
   close(): Promise<void>;
 }
 
-// The page, its script and its style ship with keel and are served from here: the viewer works offline.
-const asset = (name: string) => readFileSync(new URL(`./assets/${name}`, import.meta.url), 'utf8');
+// The page, its script and its style ship inside keel's code (see scripts/embed-viewer.ts): the viewer
+// works offline and from an app bundle, where no `assets/` folder sits beside the code.
+const asset = (name: string) => {
+  const body = viewerAssets[name];
+  if (body === undefined) throw new Error(`viewer asset ${name} was not embedded; run \`npm run embed\``);
+  return body;
+};
 /** What each asset path serves: the file in `assets/` and its content type. */
 const files: Record<string, { name: string; type: string }> = {
   '/': { name: 'index.html', type: 'text/html; charset=utf-8' },

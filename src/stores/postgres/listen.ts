@@ -1,4 +1,4 @@
-import pg from 'pg';
+import type pg from 'pg';
 
 /**
  * Called with each notification's payload; `null` when the connection is
@@ -24,7 +24,8 @@ export class Listener {
   private firstAttempt: Promise<void> | undefined;
 
   constructor(
-    private readonly config: pg.ClientConfig,
+    /** A new, unconnected client; the store passes it because `pg` is loaded only once the store opens. */
+    private readonly newClient: () => pg.Client,
     private readonly report: (error: unknown) => void,
   ) {}
 
@@ -67,7 +68,7 @@ export class Listener {
   }
 
   private connect(): void {
-    const client = new pg.Client(this.config);
+    const client = this.newClient();
     const attempt = (async () => {
       // An error event without a listener would crash the process; a lost connection is retried instead.
       client.on('error', () => this.lost(client));

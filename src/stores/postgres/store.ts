@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
 import { invalidOptions, KeelError } from '../../core/errors.js';
 import { withDriverErrors } from '../driverErrors.js';
 import type { SharedSagas } from '../sagaStore.js';
@@ -60,13 +60,42 @@ export interface PostgresStore extends Store, Watchable, Transactional, SharedSa
   readonly schema: string;
 }
 
+/** The `pg` module's default export. */
+type Pg = typeof pg;
+let loadingPg: Promise<Pg> | undefined;
+
+/**
+ * `pg` is an optional peer dependency: apps on SQLite or memory never install
+ * it, so it is loaded on the first `open()` instead of when keel is imported.
+ */
+function loadPg(): Promise<Pg> {
+  loadingPg ??= import('pg').then(
+    (m) => (m as { default?: Pg }).default ?? (m as unknown as Pg),
+    (error: unknown) => {
+      loadingPg = undefined;
+      const code = (error as { code?: string } | null)?.code;
+      if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
+        throw new KeelError(
+          'MISSING_DEPENDENCY',
+          "postgresStore needs the package 'pg', which is not installed: run `npm i pg`",
+          { cause: error },
+        );
+      }
+      throw error;
+    },
+  );
+  return loadingPg;
+}
+
 /** bigint (counts, epoch ms, ids) as a JS number: every value keel writes is below 2^53. */
-const types = {
-  getTypeParser(oid: number, format?: 'text' | 'binary') {
-    if (oid === 20 && format !== 'binary') return (v: string) => Number(v);
-    return pg.types.getTypeParser(oid, format as 'text');
-  },
-};
+function typeParsers(driver: Pg) {
+  return {
+    getTypeParser(oid: number, format?: 'text' | 'binary') {
+      if (oid === 20 && format !== 'binary') return (v: string) => Number(v);
+      return driver.types.getTypeParser(oid, format as 'text');
+    },
+  };
+}
 
 /**
  * A store on PostgreSQL (`pg`), shared by every runtime pointed at the same
@@ -97,14 +126,20 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       // The reporter's own failure has nowhere to go.
     }
   };
-  const clientConfig: pg.ClientConfig = {
+  let driver: Pg | undefined;
+  const clientConfig = (d: Pg): pg.ClientConfig => ({
     connectionString: o.connectionString,
     connectionTimeoutMillis: o.connectTimeoutMs,
     application_name: o.applicationName,
-    types,
-  };
+    types: typeParsers(d),
+  });
   const listen = () => {
-    listener ??= new Listener(clientConfig, (e) => report(e, `postgresStore(${where}): LISTEN connection failed`));
+    if (!driver) throw new KeelError('STORE_UNAVAILABLE', `postgresStore(${where}) is not open; call rt.start() first`);
+    const d = driver;
+    listener ??= new Listener(
+      () => new d.Client(clientConfig(d)),
+      (e) => report(e, `postgresStore(${where}): LISTEN connection failed`),
+    );
     return listener;
   };
 
@@ -120,7 +155,8 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     open() {
       if (pool) return Promise.resolve();
       opening ??= (async () => {
-        const p = new pg.Pool({ ...clientConfig, max: o.poolSize });
+        driver ??= await loadPg();
+        const p = new driver.Pool({ ...clientConfig(driver), max: o.poolSize });
         // A pooled connection that breaks while idle emits 'error'; unhandled, it would crash the process.
         p.on('error', (error) => report(error, `postgresStore(${where}): an idle connection failed`));
         try {

@@ -1,0 +1,222 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createRuntime, type QueueStats, type Store } from '../../index.js';
+import type { DemoLog } from '../demoLog.js';
+
+/** A profile as service A owns it; `version` grows with every update. */
+interface Profile {
+  userId: string;
+  version: number;
+  name: string;
+  email: string;
+}
+
+/** When a downstream answers 503: a list of [fromMs, toMs) windows since the start. */
+type Outages = Array<[number, number]>;
+
+/** Timings and sizes of one run; the defaults make the demo, tests pass smaller ones. */
+export interface ProfileSyncOptions {
+  users?: number;
+  /** Update rounds: every user is updated once per round. */
+  rounds?: number;
+  roundGapMs?: number;
+  /** Windows in which each downstream is down. */
+  outages?: Record<string, Outages>;
+  store?: Store;
+}
+
+/** What a run ends with, for the integration test. */
+export interface ProfileSyncResult {
+  latest: Map<string, number>;
+  /** service → userId → version held. */
+  held: Record<string, Map<string, number>>;
+  /** service → versions it applied per user, in apply order (must only grow). */
+  applied: Record<string, Map<string, number[]>>;
+  staleIgnored: Record<string, number>;
+  enqueued: Record<string, number>;
+  stats: Record<string, QueueStats>;
+  breakerEvents: string[];
+  requests: Record<string, number>;
+}
+
+const SERVICES = ['B', 'C', 'D'] as const;
+
+/** A downstream service: PUT /profiles/<id> applies a newer version, ignores a stale one. */
+class Downstream {
+  readonly held = new Map<string, number>();
+  readonly applied = new Map<string, number[]>();
+  staleIgnored = 0;
+  requests = 0;
+  private server: Server | undefined;
+  url = '';
+
+  constructor(
+    readonly name: string,
+    private readonly outages: Outages,
+    private readonly t0: number,
+  ) {}
+
+  isDown(): boolean {
+    const t = Date.now() - this.t0;
+    return this.outages.some(([from, to]) => t >= from && t < to);
+  }
+
+  async listen(): Promise<void> {
+    this.server = createServer((req, res) => {
+      this.requests++;
+      if (this.isDown()) {
+        res.writeHead(503).end('down');
+        return;
+      }
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        const p = JSON.parse(body) as Profile;
+        const have = this.held.get(p.userId) ?? 0;
+        // Idempotent and ordered by version: a replay or a late old version changes nothing.
+        if (p.version > have) {
+          this.held.set(p.userId, p.version);
+          const list = this.applied.get(p.userId) ?? [];
+          list.push(p.version);
+          this.applied.set(p.userId, list);
+        } else this.staleIgnored++;
+        res.writeHead(200).end('ok');
+      });
+    });
+    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  async close(): Promise<void> {
+    const s = this.server;
+    if (!s) return;
+    s.closeAllConnections();
+    await new Promise<void>((r) => s.close(() => r()));
+  }
+}
+
+/**
+ * Runs the profile-sync scenario: service A updates profiles and enqueues one
+ * delivery per downstream service (B, C, D), each downstream a small HTTP
+ * service on localhost. C is down at first and then flaps; its queue runs
+ * through a breaker so the outage costs no attempts and no retry storm.
+ */
+export async function runProfileSync(log: DemoLog, options: ProfileSyncOptions = {}): Promise<ProfileSyncResult> {
+  const users = options.users ?? 6;
+  const rounds = options.rounds ?? 3;
+  const roundGapMs = options.roundGapMs ?? 150;
+  const outages = options.outages ?? {
+    C: [
+      [0, 700],
+      [850, 1000],
+      [1100, 1250],
+    ],
+    D: [[200, 320]],
+  };
+  const t0 = Date.now();
+  const services = Object.fromEntries(SERVICES.map((s) => [s, new Downstream(s, outages[s] ?? [], t0)])) as Record<
+    string,
+    Downstream
+  >;
+  const rt = createRuntime(options.store ? { store: options.store } : {});
+  const breakerEvents: string[] = [];
+  const enqueued: Record<string, number> = {};
+  try {
+    for (const s of Object.values(services)) await s.listen();
+    rt.bus.subscribe('breaker.>', (_p, e) => {
+      breakerEvents.push(e.type);
+      log.line('breaker', `${e.type}`);
+    });
+    rt.bus.subscribe('task.*.retrying', (p) => {
+      const t = p as { queue: string; attempt: number; error: string };
+      log.line(t.queue, `attempt ${t.attempt} failed (${t.error}); retrying with backoff`);
+    });
+    const queues = Object.fromEntries(
+      SERVICES.map((name) => {
+        rt.breaker(`svc-${name}`, { failureThreshold: 3, resetTimeoutMs: 250, callTimeoutMs: 2000 });
+        enqueued[name] = 0;
+        const q = rt.queue(`sync-${name}`, {
+          concurrency: 4,
+          breaker: `svc-${name}`,
+          retry: { initialDelayMs: 20, maxDelayMs: 400 },
+          handler: async (task) => {
+            const p = task.payload as Profile;
+            const res = await fetch(`${services[name]!.url}/profiles/${p.userId}`, {
+              method: 'PUT',
+              body: JSON.stringify(p),
+              headers: { 'content-type': 'application/json' },
+              signal: task.signal,
+            });
+            await res.text();
+            if (!res.ok) throw new Error(`HTTP ${res.status} from ${name}`);
+          },
+        });
+        return [name, q];
+      }),
+    );
+    await rt.start();
+
+    // Service A: the source of truth.
+    const profiles = new Map<string, Profile>();
+    for (let round = 1; round <= rounds; round++) {
+      for (let u = 1; u <= users; u++) {
+        const userId = `user-${u}`;
+        const prev = profiles.get(userId);
+        const next: Profile = {
+          userId,
+          version: (prev?.version ?? 0) + 1,
+          name: `User ${u}`,
+          email: `user${u}+r${round}@example.com`,
+        };
+        profiles.set(userId, next);
+        for (const name of SERVICES) {
+          const r = await queues[name]!.enqueue(next, { key: `${userId}@v${next.version}` });
+          if (!r.deduplicated) enqueued[name]!++;
+        }
+      }
+      log.line(
+        'service A',
+        `round ${round}: updated ${users} profiles, enqueued ${users * SERVICES.length} deliveries`,
+      );
+      await new Promise((r) => setTimeout(r, roundGapMs));
+    }
+    await Promise.all(Object.values(queues).map((q) => q.drain()));
+    const stats = Object.fromEntries(
+      await Promise.all(SERVICES.map(async (name) => [name, await queues[name]!.stats()] as const)),
+    );
+    const latest = new Map([...profiles].map(([id, p]) => [id, p.version]));
+    const result: ProfileSyncResult = {
+      latest,
+      held: Object.fromEntries(SERVICES.map((s) => [s, services[s]!.held])),
+      applied: Object.fromEntries(SERVICES.map((s) => [s, services[s]!.applied])),
+      staleIgnored: Object.fromEntries(SERVICES.map((s) => [s, services[s]!.staleIgnored])),
+      enqueued,
+      stats,
+      breakerEvents,
+      requests: Object.fromEntries(SERVICES.map((s) => [s, services[s]!.requests])),
+    };
+    for (const name of SERVICES) {
+      const converged = [...latest].every(([id, v]) => services[name]!.held.get(id) === v);
+      log.line(
+        `service ${name}`,
+        `${converged ? 'converged' : 'NOT converged'}: ${stats[name]!.succeeded} deliveries, ${services[name]!.requests} requests, ${services[name]!.staleIgnored} stale ignored`,
+      );
+    }
+    return result;
+  } finally {
+    await rt.stop();
+    for (const s of Object.values(services)) await s.close();
+  }
+}
+
+/** The `npm start` scenario. */
+export async function demo(log: DemoLog): Promise<void> {
+  const r = await runProfileSync(log);
+  const ok = SERVICES.every((s) => [...r.latest].every(([id, v]) => r.held[s]!.get(id) === v));
+  const total = Object.values(r.enqueued).reduce((a, b) => a + b, 0);
+  const dead = Object.values(r.stats).reduce((a, s) => a + s.dead, 0);
+  const opened = r.breakerEvents.filter((e) => e.endsWith('.opened')).length;
+  log.summary(
+    `profile sync: ${total} deliveries to 3 services ${ok ? 'converged' : 'did NOT converge'} (${dead} lost); service C was down and flapping, its breaker opened ${opened}×`,
+  );
+}
