@@ -107,10 +107,8 @@ export function describeError(error: unknown): string {
         return `thrown symbol: ${error.toString()}`;
       case 'function':
         return 'thrown function';
-      case 'undefined':
-        return 'thrown undefined';
     }
-    return clip(`thrown ${error === null ? 'null' : typeof error}: ${JSON.stringify(error) ?? String(error)}`);
+    return clip(`thrown ${typeof error}: ${JSON.stringify(error) ?? String(error)}`);
   } catch {
     return `thrown ${typeof error} (not printable)`;
   }

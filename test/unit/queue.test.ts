@@ -373,7 +373,7 @@ describe('queue semantics', () => {
     ['null', null, 'thrown object: null'],
     ['an object', { code: 42 }, 'thrown object: {"code":42}'],
     ['a number', 7, 'thrown number: 7'],
-    ['a bigint', 7n, 'thrown bigint (not printable)'],
+    ['a bigint', 7n, 'thrown bigint: 7n'],
     ['a circular object', circular(), 'thrown object (not printable)'],
   ])('a handler that throws %s is retried and recorded', async (_what, thrown, recorded) => {
     const { rt } = setupRt();
