@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import type { ActorRef, EventObject } from 'xstate';
 import type { Clock } from '../../core/clock.js';
 import { KeelError, LeaseLostError, TaskTimeoutError } from '../../core/errors.js';
 import { describeError } from '../../core/json.js';
 import { backoffMs, type RetryPolicy } from '../../core/retry.js';
 import { renewEveryMs } from '../../core/states.js';
-import type { ActorRef, EventObject } from 'xstate';
 import { claimsOpen, isEnding, type QueueEvent, type QueueSnapshot } from '../../machines/queue.js';
 import type { TaskEvent } from '../../machines/task.js';
 import type { ClaimedTask, Outcome, TaskStore } from '../../stores/store.js';
