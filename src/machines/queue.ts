@@ -1,4 +1,24 @@
-import { assign, enqueueActions, fromCallback, fromPromise, setup } from 'xstate';
+import { assign, enqueueActions, fromCallback, fromPromise, type SnapshotFrom, setup } from 'xstate';
+
+/*
+ * Contract between the queue machine and its effects (`src/actors/queue/`).
+ *
+ * The machine owns the queue's mode: idle, running (working, gated or paused),
+ * stopping, aborting, stopped. Nothing else keeps a copy of it. The engine asks
+ * the queue actor's snapshot (`getSnapshot()`, through the predicates below)
+ * whenever it needs the mode: once per claim round, not per task.
+ *
+ * Entry and exit actions tell the engine that the mode changed so it can act
+ * (start a claim round, release buffered tasks, arm or clear the gate's timer).
+ * XState runs them before it commits the new snapshot, so an effect that reads
+ * the mode defers that read until the transition is committed.
+ *
+ * The engine may keep what is not a mode: the tasks it holds, its buffer and
+ * outbox, counters, and timers (wake-up, lease renewal, the gate's deadline,
+ * which lives exactly as long as `running.gated`). It changes the mode only by
+ * sending an event: `queue.gate` when the queue's breaker refused a task,
+ * `queue.ungate` when that breaker's retry time is over.
+ */
 
 /** What the queue actor is created with. */
 export interface QueueInput {
@@ -21,11 +41,16 @@ export type QueueEvent =
   | { type: 'queue.start' }
   | { type: 'queue.stop' }
   | { type: 'queue.pause' }
-  | { type: 'queue.resume' };
+  | { type: 'queue.resume' }
+  /** The queue's breaker refused a task: claim nothing for `retryAfterMs` (`Infinity`: until `queue.ungate`). */
+  | { type: 'queue.gate'; retryAfterMs: number }
+  /** The breaker admits calls again (its retry time is over, or it closed). */
+  | { type: 'queue.ungate' };
 
 /**
  * One queue's actor: idle until the runtime has opened the store, then
- * running (working or paused; pausing while idle makes it start paused) with one spawned worker actor per unit of
+ * running (working, gated while its breaker refuses calls, or paused; pausing
+ * while idle makes it start paused) with one spawned worker actor per unit of
  * concurrency, then a graceful stop: no new claims, active handlers get
  * `graceMs` to finish, after which they are aborted and their tasks released
  * back to pending. Effects (claims, handlers, store writes) are provided by
@@ -49,6 +74,10 @@ export const queueMachine = setup({
     recover: () => {},
     startClaims: () => {},
     pauseClaims: () => {},
+    /** Arms the gate's deadline from the `queue.gate` that entered it: `queue.ungate` after its `retryAfterMs`. */
+    closeGate: () => {},
+    /** Clears the gate's deadline. */
+    openGate: () => {},
     stopClaims: () => {},
     abortActive: () => {},
     reportFailure: () => {},
@@ -88,7 +117,21 @@ export const queueMachine = setup({
       states: {
         working: {
           entry: 'startClaims',
-          on: { 'queue.pause': { target: 'paused' } },
+          on: {
+            'queue.pause': { target: 'paused' },
+            'queue.gate': { target: 'gated' },
+          },
+        },
+        gated: {
+          entry: 'closeGate',
+          exit: 'openGate',
+          on: {
+            // A later refusal brings a later retry time.
+            'queue.gate': { target: 'gated', reenter: true },
+            'queue.ungate': { target: 'working' },
+            // Resuming goes back to working: a task the breaker still refuses closes the gate again.
+            'queue.pause': { target: 'paused' },
+          },
         },
         paused: {
           entry: 'pauseClaims',
@@ -114,3 +157,21 @@ export const queueMachine = setup({
     stopped: { type: 'final' },
   },
 });
+
+/** A snapshot of the queue actor: where the engine reads the mode. */
+export type QueueSnapshot = SnapshotFrom<typeof queueMachine>;
+
+/** The queue may claim new tasks (`running.working`). */
+export function claimsOpen(snapshot: QueueSnapshot): boolean {
+  return snapshot.status === 'active' && snapshot.matches({ running: 'working' });
+}
+
+/** Claims wait for the queue's breaker (`running.gated`). */
+export function isGated(snapshot: QueueSnapshot): boolean {
+  return snapshot.status === 'active' && snapshot.matches({ running: 'gated' });
+}
+
+/** The queue is stopping or stopped: it takes no more work, and claimed-but-unstarted tasks go back. */
+export function isEnding(snapshot: QueueSnapshot): boolean {
+  return snapshot.status !== 'active' || snapshot.matches('stopping') || snapshot.matches('aborting');
+}

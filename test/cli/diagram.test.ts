@@ -46,7 +46,7 @@ describe('machine diagrams', () => {
     expect(graph.states.find((s) => s.id === 'running')).toMatchObject({
       type: 'compound',
       initial: 'running.working',
-      children: ['running.working', 'running.paused'],
+      children: ['running.working', 'running.gated', 'running.paused'],
     });
     expect(graph.states.find((s) => s.id === 'running.paused')).toMatchObject({ parent: 'running', key: 'paused' });
     expect(graph.transitions).toContainEqual({
@@ -65,6 +65,7 @@ describe('machine diagrams', () => {
     expect(flat.nodes.map((n) => n.id)).toEqual([
       'idle',
       'running.working',
+      'running.gated',
       'running.paused',
       'stopping',
       'aborting',

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createRuntime, memoryStore, type Runtime } from '../../src/index.js';
+import { CircuitOpenError, createRuntime, memoryStore, type Runtime } from '../../src/index.js';
 import { queueMachine } from '../../src/machines/queue.js';
 import type { Queue } from '../../src/runtime/queues.js';
 import type { Store } from '../../src/stores/store.js';
@@ -7,12 +7,18 @@ import { type ModelStep, planPaths, replayPath, settle, TestClock } from '../../
 import { type Deferred, deferred } from '../fixtures/deferred.js';
 
 const GRACE = 100;
+/** The retry time of the breaker refusal that gates the queue. */
+const GATE = 50;
+/** Two tasks on two workers: one still runs after the other was refused, so a gated queue's stop has work to wait for. */
+const TASKS = 2;
 
 const events = [
   { type: 'queue.start' },
   { type: 'queue.stop' },
   { type: 'queue.pause' },
   { type: 'queue.resume' },
+  { type: 'queue.gate', retryAfterMs: GATE },
+  { type: 'queue.ungate' },
   { type: 'xstate.done.actor.finishActive' },
   { type: 'xstate.after.grace.queue.stopping' },
   { type: 'xstate.done.actor.releaseActive' },
@@ -20,9 +26,11 @@ const events = [
 ] as const;
 
 /**
- * Drives one real queue through its lifecycle. When it runs, one task is
- * active with a handler the test settles; the store's `settle` can be held so
- * the `aborting` state (releasing the aborted task) is observable.
+ * Drives one real queue through its lifecycle. When it runs, two tasks are
+ * active with handlers the test settles; one rejecting with a refusal of the
+ * queue's breaker gates the queue, and the refusal's retry time ungates it.
+ * The store's `settle` can be held so the `aborting` state (releasing the
+ * aborted tasks) is observable.
  */
 class Harness {
   readonly clock = new TestClock(0);
@@ -31,8 +39,11 @@ class Harness {
   readonly store: Store;
   readonly rt: Runtime;
   readonly q: Queue;
-  private finishHandler: (() => void) | undefined;
+  /** Handlers still running, oldest first. */
+  private readonly active: Deferred[] = [];
   private stopping: Promise<void> | undefined;
+  /** Tasks still active when the grace period ended (the store keeps them active if releasing them fails). */
+  private abortedTasks = 0;
   handlerRuns = 0;
 
   constructor() {
@@ -45,13 +56,16 @@ class Harness {
       },
     };
     this.rt = createRuntime({ clock: this.clock, store: this.store, onError: (e) => this.errors.push(e) });
+    this.rt.breaker('svc', { callTimeoutMs: 0 });
     this.q = this.rt.queue('q', {
       graceMs: GRACE,
+      concurrency: TASKS,
+      breaker: 'svc',
       handler: () => {
         this.handlerRuns++;
-        return new Promise<void>((resolve) => {
-          this.finishHandler = resolve;
-        });
+        const run = deferred();
+        this.active.push(run);
+        return run.promise;
       },
     });
   }
@@ -60,10 +74,29 @@ class Harness {
     switch (step.event.type) {
       case 'queue.start': {
         await this.rt.start();
-        await this.q.enqueue({ n: 1 });
+        for (let n = 0; n < TASKS; n++) await this.q.enqueue({ n });
         await settle();
-        // Working: the task is active. Paused: it waits.
-        expect(this.handlerRuns).toBe(this.q.actor.getSnapshot().matches({ running: 'working' }) ? 1 : 0);
+        // Working: the tasks are active. Paused: they wait.
+        expect(this.handlerRuns).toBe(this.q.actor.getSnapshot().matches({ running: 'working' }) ? TASKS : 0);
+        return;
+      }
+      case 'queue.gate': {
+        // The breaker refuses the oldest running task: it goes back to pending and the queue waits out the retry time.
+        const run = this.active.shift();
+        if (!run) throw new Error('no running task to refuse');
+        const runs = this.handlerRuns;
+        const { pending } = await this.store.stats('q', this.clock.now());
+        run.reject(new CircuitOpenError('svc', GATE));
+        await settle();
+        expect(await this.store.stats('q', this.clock.now())).toMatchObject({ pending: pending + 1 });
+        expect(this.handlerRuns).toBe(runs);
+        return;
+      }
+      case 'queue.ungate': {
+        // The retry time is over: the refused task is claimed again.
+        const runs = this.handlerRuns;
+        await this.clock.advance(GATE);
+        expect(this.handlerRuns).toBe(runs + 1);
         return;
       }
       case 'queue.stop':
@@ -76,11 +109,12 @@ class Harness {
         this.q.resume();
         return settle();
       case 'xstate.done.actor.finishActive':
-        this.finishHandler!();
+        for (const run of this.active.splice(0)) run.resolve();
         await settle();
         return;
       case 'xstate.after.grace.queue.stopping':
         this.hold = deferred();
+        this.abortedTasks = this.active.length;
         return this.clock.advance(GRACE);
       case 'xstate.done.actor.releaseActive':
         this.hold!.resolve();
@@ -98,13 +132,15 @@ class Harness {
     // Stopped leaves no timer behind and no task active.
     await this.stopping;
     expect(this.clock.pending).toBe(0);
-    expect((await this.store.stats('q', this.clock.now())).active).toBe(this.hold && this.errors.length > 0 ? 1 : 0);
+    expect((await this.store.stats('q', this.clock.now())).active).toBe(
+      this.hold && this.errors.length > 0 ? this.abortedTasks : 0,
+    );
   }
 
   async close(): Promise<void> {
     this.hold?.resolve();
     this.hold = undefined;
-    this.finishHandler?.();
+    for (const run of this.active.splice(0)) run.resolve();
     const stopped = this.rt.stop();
     await this.clock.advance(GRACE);
     await stopped.catch(() => {});
@@ -139,7 +175,7 @@ describe('queue lifecycle, model-based', () => {
     await h.send({ event: { type: 'queue.start' }, state: undefined as never });
     await h.send({ event: { type: 'queue.stop' }, state: undefined as never });
     await h.clock.advance(GRACE);
-    const claimed = await h.store.claim('q', { limit: 1, now: GRACE, leaseUntil: 1e9, token: 'x' });
-    expect(claimed).toEqual([expect.objectContaining({ attempt: 1 })]);
+    const claimed = await h.store.claim('q', { limit: TASKS, now: GRACE, leaseUntil: 1e9, token: 'x' });
+    expect(claimed).toEqual([expect.objectContaining({ attempt: 1 }), expect.objectContaining({ attempt: 1 })]);
   });
 });

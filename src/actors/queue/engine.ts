@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import type { ActorRef, EventObject } from 'xstate';
 import type { Clock } from '../../core/clock.js';
 import { KeelError, LeaseLostError, TaskTimeoutError } from '../../core/errors.js';
 import { describeError } from '../../core/json.js';
 import { backoffMs, type RetryPolicy } from '../../core/retry.js';
 import { renewEveryMs } from '../../core/states.js';
+import { claimsOpen, isEnding, type QueueEvent, type QueueSnapshot } from '../../machines/queue.js';
 import type { TaskEvent } from '../../machines/task.js';
 import type { ClaimedTask, Outcome, TaskStore } from '../../stores/store.js';
 import { nextTaskState } from './lifecycle.js';
@@ -95,18 +97,21 @@ function abort(h: Held, reason: unknown): void {
   h.ac?.abort(reason);
 }
 
-type Mode = 'idle' | 'working' | 'paused' | 'stopping' | 'stopped';
+/** The queue actor as the engine sees it: it reads the mode and sends the gate's events. */
+export type QueueActorRef = Pick<ActorRef<QueueSnapshot, QueueEvent, EventObject>, 'getSnapshot' | 'send'>;
 
 /**
  * The effects of one queue: batched claims, the hand-off to worker loops,
  * handler runs, batched settles, lease renewal, wake-up timers and the
- * breaker gate. The queue actor (`queueActor.ts`) drives its lifecycle; the
- * task machine decides every task's next state (`nextTaskState`). No XState
- * send happens per task: that would cap throughput at ~450k events/s shared
- * by everything else in the system.
+ * breaker gate's deadline. The queue actor (`queueActor.ts`) owns the mode
+ * (see the contract in `src/machines/queue.ts`): the engine reads it from the
+ * actor's snapshot and keeps no copy. The task machine decides every task's
+ * next state (`nextTaskState`). No XState send happens per task: that would
+ * cap throughput at ~450k events/s shared by everything else in the system.
  */
 export class QueueEngine {
-  private mode: Mode = 'idle';
+  /** Set by `attach` right after the actor is spawned (its logic wraps this engine, so it cannot exist first). */
+  private actor: QueueActorRef | undefined;
   private readonly held = new Map<string, Held>();
   private buffer: Held[] = [];
   private bufferHead = 0;
@@ -122,8 +127,8 @@ export class QueueEngine {
   private lastReap = Number.NEGATIVE_INFINITY;
   private wakeTimer: unknown;
   private renewTimer: unknown;
+  /** The deadline of `running.gated` (effect only: the state itself is the machine's). */
   private gateTimer: unknown;
-  private gateClosed = false;
   private changeWaiters: Array<() => void> = [];
   private readonly tokenPrefix = randomUUID().slice(0, 8);
   private tokenSeq = 0;
@@ -136,6 +141,16 @@ export class QueueEngine {
       retrying: `task.${o.queue}.retrying`,
       dead: `task.${o.queue}.dead`,
     };
+  }
+
+  /** Wires the queue actor whose snapshot is this engine's mode. */
+  attach(actor: QueueActorRef): void {
+    this.actor = actor;
+  }
+
+  private get snapshot(): QueueSnapshot {
+    if (!this.actor) throw new KeelError('NOT_STARTED', `queue('${this.o.queue}'): the engine has no queue actor yet`);
+    return this.actor.getSnapshot();
   }
 
   // ---- lifecycle (called by the queue actor's actions) ----
@@ -158,24 +173,39 @@ export class QueueEngine {
 
   /** Claims may start (entering `running.working`). */
   startClaims(): void {
-    if (this.mode === 'stopping' || this.mode === 'stopped') return;
-    this.mode = 'working';
     this.reapDue = true;
-    this.pump();
+    // XState runs entry actions before it commits the snapshot: claim once `running.working` is what the actor says.
+    queueMicrotask(() => this.pump());
   }
 
   /** No new claims; tasks already claimed still run. */
   pauseClaims(): void {
-    if (this.mode !== 'working' && this.mode !== 'idle') return;
-    this.mode = 'paused';
     this.clearWake();
+  }
+
+  /** Entering `running.gated`: the breaker admits calls again after `retryAfterMs` (not finite: when it closes). */
+  closeGate(retryAfterMs: number): void {
+    this.openGate();
+    this.clearWake();
+    if (!Number.isFinite(retryAfterMs)) return;
+    this.gateTimer = this.o.clock.setTimeout(
+      () => {
+        this.gateTimer = undefined;
+        this.actor?.send({ type: 'queue.ungate' });
+      },
+      Math.max(0, retryAfterMs),
+    );
+  }
+
+  /** Leaving `running.gated`: its deadline no longer applies. */
+  openGate(): void {
+    if (this.gateTimer !== undefined) this.o.clock.clearTimeout(this.gateTimer);
+    this.gateTimer = undefined;
   }
 
   /** Stop: no new claims, idle workers leave, claimed-but-unstarted tasks go back to pending. */
   stopClaims(): void {
-    this.mode = 'stopping';
     this.clearWake();
-    this.clearGate();
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w(undefined);
@@ -228,9 +258,7 @@ export class QueueEngine {
   }
 
   private finish(): void {
-    this.mode = 'stopped';
     this.clearWake();
-    this.clearGate();
     if (this.renewTimer !== undefined) this.o.clock.clearTimeout(this.renewTimer);
     this.renewTimer = undefined;
     this.held.clear();
@@ -243,20 +271,14 @@ export class QueueEngine {
     this.notifyChange();
   }
 
-  /** Opens the breaker gate early (the breaker closed). */
-  openGate(): void {
-    if (!this.gateClosed) return;
-    this.clearGate();
-    this.pump();
-  }
-
   /** True when this process holds no task and has nothing left to store. */
   get localIdle(): boolean {
     return this.held.size === 0 && this.outbox.length === 0 && !this.flushing;
   }
 
+  /** The queue actor is stopping or stopped. */
   get isStopped(): boolean {
-    return this.mode === 'stopping' || this.mode === 'stopped';
+    return isEnding(this.snapshot);
   }
 
   /** Resolves at the next change: a settle, a claim round, a wake-up, a stop. */
@@ -284,7 +306,7 @@ export class QueueEngine {
   }
 
   private take(): Held | undefined | Promise<Held | undefined> {
-    if (this.isStopped) return undefined;
+    // No mode read per task: `stopClaims` empties the buffer and `accept` buffers nothing once the queue is ending.
     if (this.bufferHead < this.buffer.length) {
       const h = this.buffer[this.bufferHead]!;
       this.buffer[this.bufferHead++] = undefined as never;
@@ -295,6 +317,7 @@ export class QueueEngine {
       if (this.buffer.length - this.bufferHead < this.o.concurrency) this.pump();
       return h;
     }
+    if (this.isStopped) return undefined;
     this.pump();
     return new Promise((resolve) => this.waiters.push(resolve));
   }
@@ -406,7 +429,8 @@ export class QueueEngine {
       case 'pending': {
         // Deferred by an open breaker: wait out its retryAfterMs, spend no attempt.
         const after = Number((error as { retryAfterMs?: unknown }).retryAfterMs);
-        this.closeGate(after);
+        // Not per task in the normal run: only a refusal by our own breaker gets here.
+        this.actor?.send({ type: 'queue.gate', retryAfterMs: Number.isFinite(after) ? after : Infinity });
         return { kind: 'released', id, token, runAt: Number.isFinite(after) && after > 0 ? now + after : now };
       }
       default:
@@ -416,8 +440,9 @@ export class QueueEngine {
 
   // ---- claims ----
 
+  /** Asked once per claim round, of the machine. */
   private get canClaim(): boolean {
-    return this.mode === 'working' && !this.gateClosed && this.o.handler !== undefined && this.o.concurrency > 0;
+    return this.o.handler !== undefined && this.o.concurrency > 0 && claimsOpen(this.snapshot);
   }
 
   /** Starts a claim round unless one runs (then it runs once more). */
@@ -455,7 +480,8 @@ export class QueueEngine {
             leaseUntil: now + this.o.leaseMs,
             token,
           });
-          for (const claimed of tasks) this.accept(claimed, now + this.o.leaseMs);
+          const ending = tasks.length > 0 && this.isStopped;
+          for (const claimed of tasks) this.accept(claimed, now + this.o.leaseMs, ending);
           if (tasks.length > 0) this.armRenew();
           if (tasks.length < limit) {
             await this.armWake();
@@ -476,7 +502,7 @@ export class QueueEngine {
     }
   }
 
-  private accept(claimed: ClaimedTask, leaseUntil: number): void {
+  private accept(claimed: ClaimedTask, leaseUntil: number, ending: boolean): void {
     const h: Held = {
       claimed,
       state: 'buffered',
@@ -487,7 +513,7 @@ export class QueueEngine {
       leaseUntil,
     };
     this.held.set(claimed.id, h);
-    if (this.isStopped) {
+    if (ending) {
       // Claimed while a stop began: give it straight back.
       this.release(h, this.o.clock.now());
       this.scheduleFlush();
@@ -508,7 +534,7 @@ export class QueueEngine {
 
   private setWake(ms: number): void {
     this.clearWake();
-    if (this.mode !== 'working') return;
+    if (!claimsOpen(this.snapshot)) return;
     this.wakeTimer = this.o.clock.setTimeout(() => {
       this.wakeTimer = undefined;
       this.reapDue = true;
@@ -522,31 +548,11 @@ export class QueueEngine {
     this.wakeTimer = undefined;
   }
 
-  private closeGate(retryAfterMs: number): void {
-    this.clearGate();
-    this.gateClosed = true;
-    // Without a finite retryAfterMs (an isolated breaker) the gate opens when the breaker closes.
-    if (Number.isFinite(retryAfterMs)) {
-      this.gateTimer = this.o.clock.setTimeout(
-        () => {
-          this.gateTimer = undefined;
-          this.openGate();
-        },
-        Math.max(0, retryAfterMs),
-      );
-    }
-  }
-
-  private clearGate(): void {
-    if (this.gateTimer !== undefined) this.o.clock.clearTimeout(this.gateTimer);
-    this.gateTimer = undefined;
-    this.gateClosed = false;
-  }
-
   // ---- leases ----
 
   private armRenew(): void {
-    if (this.renewTimer !== undefined || this.held.size === 0 || this.mode === 'stopped') return;
+    // `finish` empties `held` for good, so no renewal outlives the stop.
+    if (this.renewTimer !== undefined || this.held.size === 0) return;
     this.renewTimer = this.o.clock.setTimeout(() => {
       this.renewTimer = undefined;
       void this.renew();

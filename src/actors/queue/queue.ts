@@ -105,6 +105,7 @@ export function createQueue(
     systemId: `queue.${name}`,
     input: { concurrency: o.concurrency, graceMs: o.graceMs, startPaused: o.paused },
   });
+  engine.attach(actor);
   let offBreaker: (() => void) | undefined;
   let unwatch: (() => void) | undefined;
   let started = false;
@@ -115,7 +116,9 @@ export function createQueue(
     start: async () => {
       started = true;
       // An isolated breaker gives no retry time: its tasks wait for it to close.
-      if (o.breaker !== undefined) offBreaker = rt.subscribe(`breaker.${o.breaker}.closed`, () => engine.openGate());
+      if (o.breaker !== undefined) {
+        offBreaker = rt.subscribe(`breaker.${o.breaker}.closed`, () => actor.send({ type: 'queue.ungate' }));
+      }
       // Work enqueued by other processes wakes this one at once instead of at the next poll.
       if (o.handler !== undefined)
         unwatch = isWatchable(rt.store) ? rt.store.watch(name, () => engine.notify()) : undefined;
