@@ -7,7 +7,7 @@ import { removeDb, tempPath } from '../fixtures/tempDb.js';
 import { eachLine, until } from '../fixtures/wait.js';
 
 const TOTAL = 40;
-const child = join(import.meta.dirname, 'child.ts');
+const child = join(import.meta.dirname, '../fixtures/crashChild.ts');
 
 interface Run {
   proc: ChildProcess;

@@ -4,11 +4,11 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkoutSteps } from '../../examples/checkout/saga.js';
 import { createRuntime, type Runtime, sqliteStore } from '../../src/index.js';
+import { INITIAL_STOCK, openShop, SKU } from '../fixtures/chaosShop.js';
 import { removeDb, tempPath } from '../fixtures/tempDb.js';
 import { eachLine } from '../fixtures/wait.js';
-import { INITIAL_STOCK, openShop, SKU } from './sagaServices.js';
 
-const child = join(import.meta.dirname, 'sagaChild.ts');
+const child = join(import.meta.dirname, '../fixtures/sagaCrashChild.ts');
 const QTY = 3;
 const ID = 'crash-1';
 /** How the shop names a call: `<service> <idempotency key>`. */

@@ -10,7 +10,11 @@ describe.skipIf(!pgAvailable)('a process using postgresStore', () => {
   it('exits by itself after rt.stop() (queue, saga, bus bridge, LISTEN all released)', {
     timeout: 30_000,
   }, async () => {
-    const { code, out } = await runScript(join(import.meta.dirname, 'exitsAfterStop.ts'), [PG_URL, schema], 20_000);
+    const { code, out } = await runScript(
+      join(import.meta.dirname, '../fixtures/exitsAfterStopPg.ts'),
+      [PG_URL, schema],
+      20_000,
+    );
     expect(out).toContain('STOPPED');
     expect(code).toBe(0);
   });

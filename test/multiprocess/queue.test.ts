@@ -8,7 +8,7 @@ import { eachLine, until } from '../fixtures/wait.js';
 const TOTAL = 5000;
 // Long enough that a live process, slowed by a loaded machine, still renews in time.
 const LEASE_MS = 2000;
-const worker = join(import.meta.dirname, 'worker.ts');
+const worker = join(import.meta.dirname, '../fixtures/queueWorker.ts');
 
 interface Delivery {
   n: number;

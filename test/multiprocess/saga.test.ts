@@ -58,7 +58,7 @@ describe.skipIf(!pgAvailable)('sagas owned by one runtime at a time (Postgres)',
     await b.rt.start(); // B runs (and checks for orphans) before, during and after A's life
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', join(import.meta.dirname, 'sagaWorker.ts'), PG_URL, schema, String(LEASE_MS)],
+      ['--import', 'tsx', join(import.meta.dirname, '../fixtures/sagaWorker.ts'), PG_URL, schema, String(LEASE_MS)],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     const exited = new Promise((resolve) => child.on('exit', (_c, signal) => resolve(signal)));
