@@ -133,6 +133,7 @@ export class QueueEngine {
   private readonly held = new Map<string, Held>();
   private buffer: Held[] = [];
   private bufferHead = 0;
+  /** Tasks handed to a worker (from the hand-off on, so a claim round in between does not count them as free slots). */
   private running = 0;
   private waiters: Array<(h: Held | undefined) => void> = [];
   private outbox: Array<{ held: Held; outcome: Outcome }> = [];
@@ -356,6 +357,7 @@ export class QueueEngine {
         this.bufferHead = 0;
       }
       if (this.buffer.length - this.bufferHead < this.o.concurrency) this.pump();
+      this.running++;
       return h;
     }
     if (this.isStopped) return undefined;
@@ -365,8 +367,13 @@ export class QueueEngine {
 
   private async execute(h: Held): Promise<void> {
     const { claimed } = h;
+    if (h.state !== 'buffered') {
+      // Lost between the hand-off and now: not ours to run.
+      this.running--;
+      this.notifyChange();
+      return;
+    }
     h.state = 'running';
-    this.running++;
     let event: TaskEvent;
     let error: unknown;
     let timer: unknown;
@@ -637,8 +644,10 @@ export class QueueEngine {
       return;
     }
     const waiter = this.waiters.shift();
-    if (waiter) waiter(h);
-    else this.buffer.push(h);
+    if (waiter) {
+      this.running++;
+      waiter(h);
+    } else this.buffer.push(h);
   }
 
   private heldOf(claimed: ClaimedTask, leaseUntil: number): Held {
