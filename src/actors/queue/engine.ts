@@ -156,6 +156,8 @@ export class QueueEngine {
   /** Moving average of an attempt's duration (undefined until one finished): the prefetch is sized from it. */
   private avgRunMs: number | undefined;
   private readonly pollEntry: PollEntry;
+  /** No held lease runs out before this (a lower bound): spares a look at every held task per claim round. */
+  private earliestLease = Number.POSITIVE_INFINITY;
   private readonly tokenPrefix = randomUUID().slice(0, 8);
   private tokenSeq = 0;
   private breakerRef: GuardingBreaker | undefined;
@@ -379,7 +381,7 @@ export class QueueEngine {
     let timer: unknown;
     let started: number | undefined;
     try {
-      const straggler = this.stragglers.get(claimed.id);
+      const straggler = this.stragglers.size > 0 ? this.stragglers.get(claimed.id) : undefined;
       if (straggler !== undefined) await this.waitOut(h, straggler);
       if (h.abortReason !== undefined) throw h.abortReason;
       try {
@@ -630,6 +632,7 @@ export class QueueEngine {
         h.outcome = outcome;
         h.payload = earlier.payload;
         this.held.set(claimed.id, h);
+        if (leaseUntil < this.earliestLease) this.earliestLease = leaseUntil;
         this.outbox.push({ held: h, outcome });
         this.scheduleFlush();
         return;
@@ -637,6 +640,7 @@ export class QueueEngine {
     }
     const h = this.heldOf(claimed, leaseUntil);
     this.held.set(claimed.id, h);
+    if (leaseUntil < this.earliestLease) this.earliestLease = leaseUntil;
     if (ending) {
       // Claimed while a stop began: give it straight back.
       this.release(h, this.o.clock.now());
@@ -740,8 +744,11 @@ export class QueueEngine {
 
   /** True when a lease this process holds is past the time the store last confirmed. */
   private hasStaleLease(now: number): boolean {
-    for (const h of this.held.values()) if (h.leaseUntil <= now && isLive(h)) return true;
-    return false;
+    if (now < this.earliestLease) return false;
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const h of this.held.values()) if (isLive(h) && h.leaseUntil < earliest) earliest = h.leaseUntil;
+    this.earliestLease = earliest;
+    return earliest <= now;
   }
 
   /**
@@ -767,6 +774,7 @@ export class QueueEngine {
       if (lost.has(id)) this.loseLease(id);
       else h.leaseUntil = at + this.o.leaseMs;
     }
+    this.earliestLease = 0;
     return true;
   }
 
