@@ -319,6 +319,11 @@ describe('queue semantics', () => {
     await clock.advance(100);
     expect(signals[0]!.aborted).toBe(true);
     expect((signals[0]!.reason as KeelError).code).toBe('LEASE_LOST');
+    // Claimed again once due (at 300, where the reaper put it), but the first run ignores its signal: the second
+    // waits for it up to leaseMs.
+    await clock.advance(250);
+    expect(await q.stats()).toMatchObject({ active: 1 });
+    expect(signals).toHaveLength(1);
     await clock.advance(1000);
     expect(signals).toHaveLength(2);
     first.resolve();

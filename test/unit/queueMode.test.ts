@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createActor } from 'xstate';
 import { QueueEngine } from '../../src/actors/queue/engine.js';
+import { IdlePoller } from '../../src/actors/queue/idlePoller.js';
 import { defaultRetry } from '../../src/core/retry.js';
 import { CircuitOpenError, createRuntime, memoryStore, type Runtime } from '../../src/index.js';
 import { queueMachine } from '../../src/machines/queue.js';
@@ -60,6 +61,7 @@ describe('the queue engine asks the queue machine for its mode', () => {
       timeoutMs: 0,
       pollMs: 1000,
       batchSize: 1,
+      poller: new IdlePoller(store, clock, () => {}),
       breaker: undefined,
       breakerName: undefined,
       publish: () => {},

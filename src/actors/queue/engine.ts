@@ -8,7 +8,16 @@ import { renewEveryMs } from '../../core/states.js';
 import { claimsOpen, isEnding, type QueueEvent, type QueueSnapshot } from '../../machines/queue.js';
 import type { TaskEvent } from '../../machines/task.js';
 import type { ClaimedTask, Outcome, TaskStore } from '../../stores/store.js';
+import type { IdlePoller, PollEntry } from './idlePoller.js';
 import { nextTaskState } from './lifecycle.js';
+
+/**
+ * How far ahead a queue claims: beyond its free workers, only the tasks its
+ * workers are measured to finish within this window. Fast handlers keep
+ * claiming a batch per store call; handlers slower than this hold a lease only
+ * on tasks they run.
+ */
+export const PREFETCH_WINDOW_MS = 50;
 
 /** What a handler receives. */
 export interface Task<P = unknown> {
@@ -52,8 +61,10 @@ export interface EngineOptions {
   timeoutMs: number;
   /** How often to look for work that another process made due or whose lease ran out. */
   pollMs: number;
-  /** Tasks claimed ahead of the workers in one store call. */
+  /** The most tasks claimed ahead of the workers in one store call (fewer for slow handlers: `PREFETCH_WINDOW_MS`). */
   batchSize: number;
+  /** The runtime's shared poll timer; it looks for work made elsewhere while this queue waits. */
+  poller: IdlePoller;
   /** The breaker that guards every attempt, resolved on first use. */
   breaker: (() => GuardingBreaker) | undefined;
   /** Its name: a `CircuitOpenError` from another breaker is an ordinary failure. */
@@ -74,6 +85,8 @@ interface Held {
   payload: unknown;
   /** Until when the store last confirmed our lease: past it, another process may hold the task. */
   leaseUntil: number;
+  /** Once the attempt ended: its outcome, waiting in the outbox. */
+  outcome: Outcome | undefined;
 }
 
 /** A stored payload that is not JSON (written by someone else): retrying cannot help. */
@@ -97,6 +110,11 @@ function abort(h: Held, reason: unknown): void {
   h.ac?.abort(reason);
 }
 
+/** A held task whose lease still counts (not given back, not known lost). */
+function isLive(h: Held): boolean {
+  return h.state === 'buffered' || h.state === 'running' || h.state === 'settling';
+}
+
 /** The queue actor as the engine sees it: it reads the mode and sends the gate's events. */
 export type QueueActorRef = Pick<ActorRef<QueueSnapshot, QueueEvent, EventObject>, 'getSnapshot' | 'send'>;
 
@@ -115,6 +133,7 @@ export class QueueEngine {
   private readonly held = new Map<string, Held>();
   private buffer: Held[] = [];
   private bufferHead = 0;
+  /** Tasks handed to a worker (from the hand-off on, so a claim round in between does not count them as free slots). */
   private running = 0;
   private waiters: Array<(h: Held | undefined) => void> = [];
   private outbox: Array<{ held: Held; outcome: Outcome }> = [];
@@ -130,6 +149,15 @@ export class QueueEngine {
   /** The deadline of `running.gated` (effect only: the state itself is the machine's). */
   private gateTimer: unknown;
   private changeWaiters: Array<() => void> = [];
+  /** When the wake-up timer fires (undefined: none armed). */
+  private wakeAt: number | undefined;
+  /** Handlers cut loose (lease lost, timeout, stop) that have not returned yet: a new run of their task waits for them. */
+  private readonly stragglers = new Map<string, Promise<void>>();
+  /** Moving average of an attempt's duration (undefined until one finished): the prefetch is sized from it. */
+  private avgRunMs: number | undefined;
+  private readonly pollEntry: PollEntry;
+  /** No held lease runs out before this (a lower bound): spares a look at every held task per claim round. */
+  private earliestLease = Number.POSITIVE_INFINITY;
   private readonly tokenPrefix = randomUUID().slice(0, 8);
   private tokenSeq = 0;
   private breakerRef: GuardingBreaker | undefined;
@@ -140,6 +168,17 @@ export class QueueEngine {
       succeeded: `task.${o.queue}.succeeded`,
       retrying: `task.${o.queue}.retrying`,
       dead: `task.${o.queue}.dead`,
+    };
+    this.pollEntry = {
+      queue: o.queue,
+      pollMs: o.pollMs,
+      lastLook: Number.NEGATIVE_INFINITY,
+      wake: () => {
+        this.reapDue = true;
+        this.pump();
+        this.notifyChange();
+      },
+      dueAt: (at) => this.wakeBy(at),
     };
   }
 
@@ -174,18 +213,21 @@ export class QueueEngine {
   /** Claims may start (entering `running.working`). */
   startClaims(): void {
     this.reapDue = true;
+    this.o.poller.add(this.pollEntry);
     // XState runs entry actions before it commits the snapshot: claim once `running.working` is what the actor says.
     queueMicrotask(() => this.pump());
   }
 
   /** No new claims; tasks already claimed still run. */
   pauseClaims(): void {
+    this.o.poller.remove(this.pollEntry);
     this.clearWake();
   }
 
   /** Entering `running.gated`: the breaker admits calls again after `retryAfterMs` (not finite: when it closes). */
   closeGate(retryAfterMs: number): void {
     this.openGate();
+    this.o.poller.remove(this.pollEntry);
     this.clearWake();
     if (!Number.isFinite(retryAfterMs)) return;
     this.gateTimer = this.o.clock.setTimeout(
@@ -205,6 +247,7 @@ export class QueueEngine {
 
   /** Stop: no new claims, idle workers leave, claimed-but-unstarted tasks go back to pending. */
   stopClaims(): void {
+    this.o.poller.remove(this.pollEntry);
     this.clearWake();
     const waiters = this.waiters;
     this.waiters = [];
@@ -258,6 +301,7 @@ export class QueueEngine {
   }
 
   private finish(): void {
+    this.o.poller.remove(this.pollEntry);
     this.clearWake();
     if (this.renewTimer !== undefined) this.o.clock.clearTimeout(this.renewTimer);
     this.renewTimer = undefined;
@@ -315,6 +359,7 @@ export class QueueEngine {
         this.bufferHead = 0;
       }
       if (this.buffer.length - this.bufferHead < this.o.concurrency) this.pump();
+      this.running++;
       return h;
     }
     if (this.isStopped) return undefined;
@@ -324,12 +369,21 @@ export class QueueEngine {
 
   private async execute(h: Held): Promise<void> {
     const { claimed } = h;
+    if (h.state !== 'buffered') {
+      // Lost between the hand-off and now: not ours to run.
+      this.running--;
+      this.notifyChange();
+      return;
+    }
     h.state = 'running';
-    this.running++;
     let event: TaskEvent;
     let error: unknown;
     let timer: unknown;
+    let started: number | undefined;
     try {
+      const straggler = this.stragglers.size > 0 ? this.stragglers.get(claimed.id) : undefined;
+      if (straggler !== undefined) await this.waitOut(h, straggler);
+      if (h.abortReason !== undefined) throw h.abortReason;
       try {
         h.payload = JSON.parse(claimed.payload);
       } catch (e) {
@@ -344,6 +398,7 @@ export class QueueEngine {
           return signalOf(h);
         },
       };
+      started = this.o.clock.now();
       const run = this.invoke(h, task);
       if (this.o.timeoutMs > 0) {
         timer = this.o.clock.setTimeout(() => {
@@ -353,7 +408,10 @@ export class QueueEngine {
         }, this.o.timeoutMs);
       }
       await new Promise<void>((resolve, reject) => {
-        h.cut = reject;
+        h.cut = (reason) => {
+          this.straggle(claimed.id, run);
+          reject(reason);
+        };
         run.then(() => resolve(), reject);
       });
       event = { type: 'succeed' };
@@ -364,6 +422,7 @@ export class QueueEngine {
       if (timer !== undefined) this.o.clock.clearTimeout(timer);
       h.cut = undefined;
       this.running--;
+      if (started !== undefined) this.measure(this.o.clock.now() - started);
     }
     // Lost or released tasks are no longer ours to settle.
     if (h.state !== 'running') {
@@ -371,8 +430,59 @@ export class QueueEngine {
       return;
     }
     h.state = 'settling';
-    this.outbox.push({ held: h, outcome: this.outcomeOf(h, event, error) });
+    h.outcome = this.outcomeOf(h, event, error);
+    this.outbox.push({ held: h, outcome: h.outcome });
     this.scheduleFlush();
+  }
+
+  /**
+   * An earlier run of this task in this process was cut loose (its signal
+   * aborted: lease lost, timeout) and has not returned. The new run waits for
+   * it, so a handler that heeds its signal never runs twice at once here; one
+   * that ignores it gets `timeoutMs` (or, without one, `leaseMs`), after which
+   * the task runs anyway rather than hang behind it for ever.
+   */
+  private async waitOut(h: Held, straggler: Promise<void>): Promise<void> {
+    let timer: unknown;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        h.cut = reject;
+        void straggler.then(resolve);
+        timer = this.o.clock.setTimeout(() => resolve(), this.o.timeoutMs > 0 ? this.o.timeoutMs : this.o.leaseMs);
+      });
+    } finally {
+      this.o.clock.clearTimeout(timer);
+      h.cut = undefined;
+    }
+  }
+
+  /** Keeps a handler that was cut loose in mind until it returns. */
+  private straggle(id: string, run: Promise<unknown>): void {
+    const done = run.then(
+      () => {},
+      () => {},
+    );
+    this.stragglers.set(id, done);
+    void done.then(() => {
+      if (this.stragglers.get(id) === done) this.stragglers.delete(id);
+    });
+  }
+
+  /** One attempt took `ms`: the prefetch follows the handlers' pace. */
+  private measure(ms: number): void {
+    this.avgRunMs = this.avgRunMs === undefined ? ms : this.avgRunMs * 0.8 + ms * 0.2;
+  }
+
+  /**
+   * Tasks to claim beyond the free workers: as many as the workers finish
+   * within `PREFETCH_WINDOW_MS` at the measured pace, at most `batchSize`;
+   * none before the first attempt was measured.
+   */
+  private get prefetch(): number {
+    const avg = this.avgRunMs;
+    if (avg === undefined) return 0;
+    if (avg <= 0) return this.o.batchSize;
+    return Math.min(this.o.batchSize, Math.floor((this.o.concurrency * PREFETCH_WINDOW_MS) / avg));
   }
 
   private invoke(h: Held, task: Task): Promise<unknown> {
@@ -464,14 +574,21 @@ export class QueueEngine {
           const queued = this.buffer.length - this.bufferHead;
           // Claim when the workers are about to run dry, a batch at a time.
           if (queued >= this.o.concurrency && this.waiters.length === 0) break;
-          const limit = this.o.concurrency + this.o.batchSize - queued - this.running;
+          const limit = this.o.concurrency + this.prefetch - queued - this.running;
           if (limit <= 0) break;
-          const now = this.o.clock.now();
+          let now = this.o.clock.now();
+          this.pollEntry.lastLook = now;
           if (this.reapDue || now - this.lastReap >= this.o.pollMs) {
             this.reapDue = false;
+            // Our own leases first: after a stall they may have run out in the store without being lost to anyone.
+            if (await this.keepOwnLeases(now)) now = this.o.clock.now();
             this.lastReap = now;
             await this.o.store.expireLeases(this.o.queue, now, this.o.retry.maxAttempts);
             if (!this.canClaim) break;
+          } else if (this.hasStaleLease(now)) {
+            // A lease past its time may have been reaped by another process: learn it (and abort) before claiming.
+            await this.keepOwnLeases(now);
+            now = this.o.clock.now();
           }
           const token = `${this.tokenPrefix}-${++this.tokenSeq}`;
           const tasks = await this.o.store.claim(this.o.queue, {
@@ -503,16 +620,27 @@ export class QueueEngine {
   }
 
   private accept(claimed: ClaimedTask, leaseUntil: number, ending: boolean): void {
-    const h: Held = {
-      claimed,
-      state: 'buffered',
-      ac: undefined,
-      abortReason: undefined,
-      cut: undefined,
-      payload: undefined,
-      leaseUntil,
-    };
+    const earlier = this.held.get(claimed.id);
+    if (earlier !== undefined) {
+      // This process held the task under an older token that someone reaped meanwhile: that run is over.
+      this.loseLease(claimed.id);
+      if (earlier.outcome?.kind === 'succeeded') {
+        // It already succeeded here (its settle lost the race): store that, do not run it again.
+        const outcome: Outcome = { kind: 'succeeded', id: claimed.id, token: claimed.token };
+        const h = this.heldOf(claimed, leaseUntil);
+        h.state = 'settling';
+        h.outcome = outcome;
+        h.payload = earlier.payload;
+        this.held.set(claimed.id, h);
+        if (leaseUntil < this.earliestLease) this.earliestLease = leaseUntil;
+        this.outbox.push({ held: h, outcome });
+        this.scheduleFlush();
+        return;
+      }
+    }
+    const h = this.heldOf(claimed, leaseUntil);
     this.held.set(claimed.id, h);
+    if (leaseUntil < this.earliestLease) this.earliestLease = leaseUntil;
     if (ending) {
       // Claimed while a stop began: give it straight back.
       this.release(h, this.o.clock.now());
@@ -520,23 +648,48 @@ export class QueueEngine {
       return;
     }
     const waiter = this.waiters.shift();
-    if (waiter) waiter(h);
-    else this.buffer.push(h);
+    if (waiter) {
+      this.running++;
+      waiter(h);
+    } else this.buffer.push(h);
   }
 
-  /** Sleeps until the next task falls due or a lease may run out (or `pollMs`, for other processes' work). */
+  private heldOf(claimed: ClaimedTask, leaseUntil: number): Held {
+    return {
+      claimed,
+      state: 'buffered',
+      ac: undefined,
+      abortReason: undefined,
+      cut: undefined,
+      payload: undefined,
+      leaseUntil,
+      outcome: undefined,
+    };
+  }
+
+  /**
+   * Sleeps until the next task falls due or a lease may run out. Work made
+   * elsewhere (other processes) is looked for by the runtime's shared poller
+   * (`idlePoller.ts`), not by a timer of each queue.
+   */
   private async armWake(): Promise<void> {
     const next = await this.o.store.nextDueAt(this.o.queue);
-    const now = this.o.clock.now();
-    const ms = next === undefined ? this.o.pollMs : Math.min(Math.max(0, next - now), this.o.pollMs);
-    this.setWake(ms);
+    if (next !== undefined) this.wakeBy(next);
+  }
+
+  /** Makes sure a claim round runs by `at` (an earlier wake-up stays). */
+  private wakeBy(at: number): void {
+    if (this.wakeAt !== undefined && this.wakeAt <= at) return;
+    this.setWake(Math.max(0, at - this.o.clock.now()));
   }
 
   private setWake(ms: number): void {
     this.clearWake();
     if (!claimsOpen(this.snapshot)) return;
+    this.wakeAt = this.o.clock.now() + ms;
     this.wakeTimer = this.o.clock.setTimeout(() => {
       this.wakeTimer = undefined;
+      this.wakeAt = undefined;
       this.reapDue = true;
       this.pump();
       this.notifyChange();
@@ -546,6 +699,7 @@ export class QueueEngine {
   private clearWake(): void {
     if (this.wakeTimer !== undefined) this.o.clock.clearTimeout(this.wakeTimer);
     this.wakeTimer = undefined;
+    this.wakeAt = undefined;
   }
 
   // ---- leases ----
@@ -586,6 +740,42 @@ export class QueueEngine {
       }
     }
     this.armRenew();
+  }
+
+  /** True when a lease this process holds is past the time the store last confirmed. */
+  private hasStaleLease(now: number): boolean {
+    if (now < this.earliestLease) return false;
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const h of this.held.values()) if (isLive(h) && h.leaseUntil < earliest) earliest = h.leaseUntil;
+    this.earliestLease = earliest;
+    return earliest <= now;
+  }
+
+  /**
+   * Before leases are reaped or more tasks claimed: stores the outcomes this
+   * process already has, then renews its leases that are past their time (an
+   * event-loop stall held up the renew timer). A lease the store says is gone
+   * aborts its run here, before any claim could hand the task out again.
+   * True when it waited on the store.
+   */
+  private async keepOwnLeases(now: number): Promise<boolean> {
+    if (!this.hasStaleLease(now)) return false;
+    if (this.outbox.length > 0 || this.flushing) await this.flush();
+    const stale: { id: string; token: string }[] = [];
+    for (const h of this.held.values()) {
+      if (h.leaseUntil <= now && isLive(h)) stale.push({ id: h.claimed.id, token: h.claimed.token });
+    }
+    if (stale.length === 0) return true;
+    const at = this.o.clock.now();
+    const lost = new Set(await this.o.store.renew(this.o.queue, stale, at + this.o.leaseMs, at));
+    for (const { id, token } of stale) {
+      const h = this.held.get(id);
+      if (!h || h.claimed.token !== token) continue;
+      if (lost.has(id)) this.loseLease(id);
+      else h.leaseUntil = at + this.o.leaseMs;
+    }
+    this.earliestLease = 0;
+    return true;
   }
 
   private loseLease(id: string): void {

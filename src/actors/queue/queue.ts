@@ -1,4 +1,4 @@
-import type { AnyActorRef } from 'xstate';
+import { type AnyActorRef, createActor } from 'xstate';
 import { MicrotaskBatcher } from '../../core/batcher.js';
 import { invalidOptions, KeelError } from '../../core/errors.js';
 import { decodeOrText, encodeValue } from '../../core/json.js';
@@ -15,6 +15,7 @@ import {
 import type { Component, Host } from '../host.js';
 import { type GuardingBreaker, QueueEngine, type TaskEventPayload } from './engine.js';
 import { checkEnqueue } from './enqueueOptions.js';
+import { idlePollerFor } from './idlePoller.js';
 import type { EnqueueOptions, ResolvedQueueOptions } from './options.js';
 import { queueLogic } from './queueActor.js';
 
@@ -62,7 +63,7 @@ interface PendingEnqueue {
 /** What a queue needs of its runtime. */
 export type QueueHost = Pick<
   Host,
-  'store' | 'clock' | 'publish' | 'subscribe' | 'report' | 'whenRunning' | 'spawn' | 'state'
+  'store' | 'clock' | 'publish' | 'subscribe' | 'report' | 'whenRunning' | 'system' | 'state'
 > & {
   /** The runtime's breaker called `name` (created on first use). */
   breaker(name: string): GuardingBreaker;
@@ -95,16 +96,13 @@ export function createQueue(
     timeoutMs: o.timeoutMs,
     pollMs: o.pollMs,
     batchSize: o.batchSize,
+    poller: idlePollerFor(rt, rt.store, rt.clock, report),
     breakerName: o.breaker,
     breaker: o.breaker === undefined ? undefined : () => rt.breaker(o.breaker!),
     publish: (topic, payload: TaskEventPayload) => rt.publish(topic, payload),
     report,
   });
-  const actor = rt.spawn(queueLogic(engine, report), {
-    id: `queue.${name}`,
-    systemId: `queue.${name}`,
-    input: { concurrency: o.concurrency, graceMs: o.graceMs, startPaused: o.paused },
-  });
+  const actor = startActor(rt, name, engine, report, o);
   engine.attach(actor);
   let offBreaker: (() => void) | undefined;
   let unwatch: (() => void) | undefined;
@@ -128,7 +126,9 @@ export function createQueue(
       unwatch?.();
       unwatch = undefined;
       actor.send({ type: 'queue.stop' });
-      await untilSnapshot<{ status: string }>(actor, (s) => s.status !== 'active');
+      if (actor.getSnapshot().status === 'active') {
+        await untilSnapshot<{ status: string }>(actor, (s) => s.status !== 'active');
+      }
       offBreaker?.();
     },
   };
@@ -141,8 +141,16 @@ export function createQueue(
     }
   };
 
+  /** Enqueue batches handed to the store and not yet answered: `drain` waits for those begun before it. */
+  const writing = new Set<Promise<void>>();
   // Enqueues of one turn share one store transaction.
-  const batch = new MicrotaskBatcher<PendingEnqueue>(async (items) => {
+  const batch = new MicrotaskBatcher<PendingEnqueue>((items) => {
+    const write = writeBatch(items);
+    writing.add(write);
+    void write.finally(() => writing.delete(write));
+    return write;
+  });
+  async function writeBatch(items: PendingEnqueue[]): Promise<void> {
     try {
       await ready('enqueue');
       const results = await rt.store.enqueue(
@@ -155,7 +163,7 @@ export function createQueue(
     } catch (error) {
       for (const i of items) i.reject(error);
     }
-  });
+  }
 
   /** One enqueue inside the caller's transaction: not batched, since each caller's transaction is its own. */
   const enqueueIn = async (tx: unknown, task: NewTask): Promise<EnqueueResult> => {
@@ -198,7 +206,11 @@ export function createQueue(
     },
 
     async drain() {
+      // Enqueues called before this drain, also in this very turn, are part of what it waits for.
+      void batch.flush();
+      const before = [...writing];
       await ready('drain');
+      await Promise.all(before);
       for (;;) {
         if (engine.localIdle && batch.size === 0) {
           const s = await rt.store.stats(name, rt.clock.now());
@@ -263,4 +275,36 @@ export function createQueue(
     },
   };
   return { queue, component };
+}
+
+/**
+ * Starts the queue's actor in the runtime's actor system with the root as its
+ * parent, like a breaker's (see `startActor` in `src/actors/breaker/breaker.ts`):
+ * registered as `queue.<name>` and inspected, but not added to the root
+ * snapshot's `children`, which XState copies on every spawn and stop, so
+ * thousands of queues (one per tenant) would cost O(N²). The queue's component
+ * stops it (it reaches its final state).
+ */
+function startActor(
+  rt: QueueHost,
+  name: string,
+  engine: QueueEngine,
+  report: (error: unknown, detail: string) => void,
+  o: ResolvedQueueOptions,
+) {
+  if (rt.state === 'stopping' || rt.state === 'stopped') {
+    throw new KeelError('RUNTIME_STOPPED', `queue('${name}'): this runtime was stopped`);
+  }
+  const id = `queue.${name}`;
+  if (rt.system.system.get(id) !== undefined) {
+    throw new KeelError('DUPLICATE_NAME', `queue('${name}'): an actor with system id '${id}' already runs`);
+  }
+  const actor = createActor(queueLogic(engine, report), {
+    parent: rt.system,
+    id,
+    systemId: id,
+    input: { concurrency: o.concurrency, graceMs: o.graceMs, startPaused: o.paused },
+  });
+  actor.start();
+  return actor;
 }
