@@ -28,7 +28,7 @@ import type { ResolvedSaga, ResolvedStep, SagaStep, StepContext } from './defini
 import { type SagaEffect, SagaEngine, type SagaState, type SagaStep as Transition } from './engine.js';
 import { resultOf, type SagaResult } from './result.js';
 import { keepResult } from './stepResult.js';
-import { type Interruption, interruption, type StoreHealth, untilStored } from './storeRetry.js';
+import { afterStoreFault, pause } from './storeRetry.js';
 
 /** Options of one `execute`. */
 export interface ExecuteOptions {
@@ -47,14 +47,13 @@ interface Flight {
   state: SagaState | undefined;
   /** Aborts the step in flight and any store wait when the saga is interrupted (replaced when it starts waiting on another runtime). */
   controller: AbortController;
-  stop: Interruption;
   /** The store's last failure while this saga waits for it to answer (the saga is paused), else undefined. */
-  store: StoreHealth;
+  fault: unknown;
   /** Attempts of the step in progress; carried over from the store on resume. */
   attempts: AttemptState;
   createdAt: number;
   /**
-   * The checkpoint being written (it never rejects): `stop()` lets it land. The
+   * The checkpoint being written: `stop()` lets it land (or fail). The
    * runner awaits every checkpoint before it goes on, so one saga's writes are
    * never concurrent and a later one never lands before an earlier one.
    */
@@ -234,7 +233,6 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
   private join(flight: Flight, reason: KeelError): void {
     this.halt(flight, reason);
     flight.controller = new AbortController();
-    flight.stop = interruption(flight.controller);
     flight.state = undefined;
     void this.waitOrAdopt(flight).catch((error) => this.fail(flight, error));
   }
@@ -256,13 +254,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
         return;
       }
       if (this.stopped) throw this.stoppedError(flight);
-      let timer: unknown;
-      await Promise.race([
-        new Promise<void>((resolve) => {
-          timer = this.rt.clock.setTimeout(() => resolve(), renewEveryMs(s.sagaLeaseMs));
-        }),
-        flight.stop.aborted,
-      ]).finally(() => this.rt.clock.clearTimeout(timer));
+      await pause(this.rt.clock, renewEveryMs(s.sagaLeaseMs), flight.controller.signal);
     }
   }
 
@@ -287,11 +279,11 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
    * kept), else `RUNTIME_STOPPED`.
    */
   private interruptedError(flight: Flight): KeelError {
-    if (flight.store.fault === undefined) return this.stoppedError(flight);
+    if (flight.fault === undefined) return this.stoppedError(flight);
     return new KeelError(
       'STORE_UNAVAILABLE',
       `saga '${this.def.name}' '${flight.id}' was paused because the store failed, and the runtime stopped before it recovered; a durable store resumes it on the next start() from its last saved step`,
-      { cause: flight.store.fault },
+      { cause: flight.fault },
     );
   }
 
@@ -311,12 +303,14 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       this.rt.clock.clearTimeout(timer);
     }
     const interruptedIds = [...this.flights.keys()];
-    for (const flight of [...this.flights.values()]) {
+    const flights = [...this.flights.values()];
+    for (const flight of flights) {
       const interrupted = this.interruptedError(flight);
       this.halt(flight, interrupted);
-      await flight.writes;
       this.fail(flight, interrupted);
     }
+    // A checkpoint in flight lands (or fails) before the store closes.
+    await Promise.allSettled(flights.map((f) => f.writes));
     // Stopped on purpose: let another runtime (or the next start) take them now rather than after the lease.
     const s = this.store;
     if (!hasSharedSagas(s)) return;
@@ -336,7 +330,6 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       resolve = res;
       reject = rej;
     });
-    const controller = new AbortController();
     const flight: Flight = {
       id,
       promise,
@@ -344,9 +337,8 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       reject,
       mirror: undefined,
       state: undefined,
-      controller,
-      stop: interruption(controller),
-      store: { fault: undefined },
+      controller: new AbortController(),
+      fault: undefined,
       attempts: { attempt: 1, notBefore: undefined },
       createdAt: this.rt.clock.now(),
       writes: Promise.resolve(),
@@ -378,7 +370,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
    * (events follow what the store holds), then run the invoked step, and hand
    * its outcome back to the engine as the XState event the invoked actor would
    * have sent, until the machine reaches a final state. A checkpoint waits out
-   * a failing store (see `untilStored`); it is never a step's outcome.
+   * a failing store (see `afterStoreFault`); it is never a step's outcome.
    */
   private async drive(flight: Flight, first: Transition): Promise<void> {
     const source = `saga.${this.def.name}.${flight.id}`;
@@ -455,12 +447,23 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     flight.reject(error);
   }
 
-  /** Calls the store until it answers (see `untilStored`), pausing the saga meanwhile. */
+  /**
+   * Calls the store until it answers (see `afterStoreFault`), pausing the
+   * saga meanwhile; a healthy store costs one call and nothing more.
+   */
   private stored<T>(flight: Flight, op: () => Promise<T>): Promise<T> {
-    return untilStored(this.rt.clock, flight.stop, flight.store, op, (error) =>
-      this.rt.report(
-        error,
-        `saga '${this.def.name}' '${flight.id}' is paused: the store failed; it retries and goes on when the store answers`,
+    let first: Promise<T>;
+    try {
+      first = op();
+    } catch (error) {
+      first = Promise.reject(error);
+    }
+    return first.catch((error) =>
+      afterStoreFault(error, this.rt.clock, flight.controller.signal, flight, op, (e) =>
+        this.rt.report(
+          e,
+          `saga '${this.def.name}' '${flight.id}' is paused: the store failed; it retries and goes on when the store answers`,
+        ),
       ),
     );
   }
@@ -479,12 +482,12 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       createdAt: flight.createdAt,
       updatedAt: this.rt.clock.now(),
     };
-    const written = this.stored(flight, () => {
+    const save = () => {
       record.updatedAt = this.rt.clock.now();
       return this.store.saveSaga(record);
-    });
-    flight.writes = written.catch(() => {});
-    return written;
+    };
+    flight.writes = this.stored(flight, save);
+    return flight.writes;
   }
 
   /**

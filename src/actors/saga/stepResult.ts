@@ -1,4 +1,4 @@
-import { describeError, MAX_JSON_DEPTH } from '../../core/json.js';
+import { describeError, jsonProblem, MAX_JSON_DEPTH } from '../../core/json.js';
 
 /** A step's result as the saga keeps it, or why it cannot keep it. */
 export type Kept = { ok: true; value: unknown } | { ok: false; problem: string };
@@ -16,6 +16,8 @@ export type Kept = { ok: true; value: unknown } | { ok: false; problem: string }
  * top-level `undefined` is "no result".
  */
 export function keepResult(value: unknown): Kept {
+  // Plain JSON already (the usual case): kept as it is, without a copy.
+  if (value === undefined || jsonProblem(value, 'value') === undefined) return { ok: true, value };
   try {
     const problems: string[] = [];
     const kept = normalise(value, 'value', new Set(), 0, problems);

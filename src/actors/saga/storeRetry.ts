@@ -20,58 +20,51 @@ export interface StoreHealth {
   fault: unknown;
 }
 
-/** A signal and a promise that rejects with its reason once it aborts: one listener for every wait it cuts short. */
-export interface Interruption {
-  readonly signal: AbortSignal;
-  readonly aborted: Promise<never>;
-}
-
-/** The interruption of `controller`. */
-export function interruption(controller: AbortController): Interruption {
-  const { signal } = controller;
-  const aborted = new Promise<never>((_, reject) => {
-    if (signal.aborted) reject(signal.reason);
-    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-  });
-  aborted.catch(() => {});
-  return { signal, aborted };
-}
-
 /**
- * Calls `op` until the store answers: a failure is a store fault, never an
- * outcome of the saga, so it is retried with backoff on `clock` (`health.fault`
- * holds it meanwhile). An answer that is keel's verdict on the saga itself
- * (`SAGA_NOT_OWNED`: another runtime runs it) is returned to the caller as a
- * rejection at once. When `stop` aborts first, it rejects with the abort's
- * reason, and a call in flight is abandoned (the saga resumes from what the
+ * Waits out a store that failed with `error` for the call `op`: a failure is
+ * a store fault, never an outcome of the saga, so `op` is called again with
+ * backoff on `clock` until the store answers (`health.fault` holds the last
+ * failure meanwhile). An answer that is keel's verdict on the saga itself
+ * (`SAGA_NOT_OWNED`: another runtime runs it) is passed on at once. Once
+ * `signal` aborts, it makes no further call and rejects with the abort's
+ * reason (a call in flight is let finish; the saga resumes from what the
  * store holds).
  */
-export async function untilStored<T>(
+export async function afterStoreFault<T>(
+  error: unknown,
   clock: Clock,
-  stop: Interruption,
+  signal: AbortSignal,
   health: StoreHealth,
   op: () => Promise<T>,
   onFirstFault: (error: unknown) => void,
 ): Promise<T> {
-  for (let failures = 0; ; ) {
-    if (stop.signal.aborted) throw stop.signal.reason;
+  for (let failures = 1; ; failures++) {
+    if (signal.aborted) throw signal.reason;
+    if (error instanceof KeelError && error.code === 'SAGA_NOT_OWNED') throw error;
+    if (health.fault === undefined) onFirstFault(error);
+    health.fault = error;
+    await pause(clock, backoffMs(STORE_RETRY, failures), signal);
+    if (signal.aborted) throw signal.reason;
     try {
-      const out = await Promise.race([op(), stop.aborted]);
+      const out = await op();
       health.fault = undefined;
       return out;
-    } catch (error) {
-      if (stop.signal.aborted) throw stop.signal.reason;
-      if (error instanceof KeelError && error.code === 'SAGA_NOT_OWNED') throw error;
-      if (health.fault === undefined) onFirstFault(error);
-      health.fault = error;
-      failures++;
-      let timer: unknown;
-      await Promise.race([
-        new Promise<void>((resolve) => {
-          timer = clock.setTimeout(() => resolve(), backoffMs(STORE_RETRY, failures));
-        }),
-        stop.aborted,
-      ]).catch(() => clock.clearTimeout(timer));
+    } catch (e) {
+      error = e;
     }
   }
+}
+
+/** Waits `ms` on `clock`, or less when `signal` aborts first; never rejects. */
+export function pause(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clock.clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = clock.setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
