@@ -57,7 +57,10 @@ export interface StepRun {
  * `compensating.<step>` for each step that has a compensation, and the finals
  * `completed`, `compensated`, `failed`. A step that fails sends the saga to the
  * compensation of the nearest completed compensable step before it; only steps
- * that completed are undone, in reverse order. Running and undoing a step are
+ * that completed are undone, in reverse order. A step that returned a result
+ * the runner cannot keep (`RESULT_REFUSED`) happened all the same: it is undone
+ * first, or, with no undo, the saga ends `failed` (so `failed` always exists).
+ * Running and undoing a step are
  * the invoked actors `runStep` and `compensateStep`, which the runner performs
  * (with retries and timeouts); the machine only decides what is next.
  */
