@@ -234,6 +234,8 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     this.halt(flight, reason);
     flight.controller = new AbortController();
     flight.state = undefined;
+    // The store answered (with the verdict that the saga is another's): this saga is not paused on it.
+    flight.fault = undefined;
     void this.waitOrAdopt(flight).catch((error) => this.fail(flight, error));
   }
 
