@@ -57,7 +57,10 @@ export interface StepRun {
  * `compensating.<step>` for each step that has a compensation, and the finals
  * `completed`, `compensated`, `failed`. A step that fails sends the saga to the
  * compensation of the nearest completed compensable step before it; only steps
- * that completed are undone, in reverse order. Running and undoing a step are
+ * that completed are undone, in reverse order. A step that returned a result
+ * the runner cannot keep (`RESULT_REFUSED`) happened all the same: it is undone
+ * first, or, with no undo, the saga ends `failed` (so `failed` always exists).
+ * Running and undoing a step are
  * the invoked actors `runStep` and `compensateStep`, which the runner performs
  * (with retries and timeouts); the machine only decides what is next.
  */
@@ -93,6 +96,14 @@ export function createSagaMachine(name: string, steps: readonly SagaStepShape[])
           actions: { type: 'recordFailure', params: { step: step.name } },
         },
       },
+      on: {
+        // The step returned, so its effect happened, but its result cannot be stored: undo it with the others,
+        // or, with no undo, stop for an operator rather than report a rollback that left this effect in place.
+        [RESULT_REFUSED]: {
+          target: step.compensable ? `#${id}.compensating.${step.name}` : `#${id}.failed`,
+          actions: { type: 'recordRefusedResult', params: { step: step.name, undoable: step.compensable } },
+        },
+      },
     };
     if (step.compensable) {
       compensating[step.name] = {
@@ -125,6 +136,9 @@ export function createSagaMachine(name: string, steps: readonly SagaStepShape[])
       recordFailure: assign(({ context, event }, params: { step: string }) =>
         sagaUpdates.recordFailure(context, event as SagaStepEvent, params),
       ),
+      recordRefusedResult: assign(({ context, event }, params: { step: string; undoable: boolean }) =>
+        sagaUpdates.recordRefusedResult(context, event as SagaStepEvent, params),
+      ),
       recordCompensated: assign(({ context, event }, params: { step: string }) =>
         sagaUpdates.recordCompensated(context, event as SagaStepEvent, params),
       ),
@@ -151,7 +165,8 @@ export function createSagaMachine(name: string, steps: readonly SagaStepShape[])
     }),
     initial: 'running',
     entry: 'started',
-    // A saga with nothing to undo has no compensating or failed states: none could be reached.
+    // A saga with nothing to undo has no compensating states: none could be reached. `failed` is always
+    // there: a step with no undo whose result cannot be stored ends the saga there.
     states: {
       running: { initial: first, states: running as Record<string, {}> },
       ...(Object.keys(compensating).length > 0
@@ -162,20 +177,26 @@ export function createSagaMachine(name: string, steps: readonly SagaStepShape[])
               initial: Object.keys(compensating).at(-1) as string,
               states: compensating as Record<string, {}>,
             },
-            failed: { type: 'final' as const, entry: 'failed' as const },
           }
         : // Typed as present: an optional key would put `| undefined` into the published schema type, which
           // consumers with exactOptionalPropertyTypes and skipLibCheck off reject (StateSchema has no undefined);
           // the step maps are typed by name so the state value reads { running: string } | { compensating: string }.
           ({} as {
             compensating: { entry: 'compensating'; initial: string; states: Record<string, {}> };
-            failed: { type: 'final'; entry: 'failed' };
           })),
+      failed: { type: 'final', entry: 'failed' },
       completed: { type: 'final', entry: 'completed' },
       compensated: { type: 'final', entry: 'compensated' },
     },
   });
 }
+
+/**
+ * The event the runner sends instead of `xstate.done.actor.run.<step>` when a
+ * step returned a result that cannot be stored (see `stepResult`): the step
+ * happened, so it is undone (or, with no undo, the saga ends `failed`).
+ */
+export const RESULT_REFUSED = 'saga.resultRefused';
 
 /** The outcome of an invoked step, as XState delivers it (`xstate.done.actor.*` / `xstate.error.actor.*`). */
 export interface SagaStepEvent {
@@ -198,6 +219,13 @@ export const sagaUpdates = {
     ...c,
     failedStep: p.step,
     error: e.error,
+  }),
+  recordRefusedResult: (c: SagaContext, e: SagaStepEvent, p: { step: string; undoable: boolean }): SagaContext => ({
+    ...c,
+    failedStep: p.step,
+    error: e.error,
+    // Nothing undoes it: the same error says why the saga stopped with the effect in place.
+    ...(!p.undoable && { compensationError: e.error }),
   }),
   recordCompensated: (c: SagaContext, _e: SagaStepEvent, p: { step: string }): SagaContext => ({
     ...c,

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createRuntime, postgresStore, type Runtime } from '../../src/index.js';
-import { dropSchema, PG_URL, pgAvailable, uniqueSchema } from '../fixtures/pg.js';
+import { dropSchema, PG_URL, pgAvailable, uniqueSchema, withClient } from '../fixtures/pg.js';
 import { sleep, until } from '../fixtures/wait.js';
 
 const LEASE_MS = 1500;
@@ -120,5 +120,138 @@ describe.skipIf(!pgAvailable)('sagas owned by one runtime at a time (Postgres)',
     await until(() => log.includes('B:c'), 10_000, 'B to finish');
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(log).toEqual(['A:a', 'A:b', 'B:b', 'B:c']);
+  });
+
+  it('two runtimes executing the same saga id at once: one runs it, the other joins and gets the real result', {
+    timeout: 30_000,
+  }, async () => {
+    const schema = fresh();
+    const log: string[] = [];
+    // A short lease, so a loser that waits polls often.
+    const a = runtime(schema, 'A', log, undefined, 600);
+    const b = runtime(schema, 'B', log, undefined, 600);
+    const events: string[] = [];
+    for (const [who, r] of [
+      ['A', a.rt],
+      ['B', b.rt],
+    ] as const) {
+      r.bus.subscribe('saga.transfer.>', (_p, e) => {
+        events.push(`${who}:${e.type.slice('saga.transfer.'.length)}`);
+      });
+    }
+    await Promise.all([a.rt.start(), b.rt.start()]);
+    // Many ids at once, so the races land at every point: before either saved, mid-saga, just after it ended.
+    const ids = Array.from({ length: 20 }, (_, i) => `same-${i}`);
+    const results = await Promise.all(
+      ids.flatMap((id) => [a.saga.execute({ n: 1 }, { id }), b.saga.execute({ n: 1 }, { id })]),
+    );
+    for (const r of results) {
+      expect(r).toMatchObject({ status: 'completed', results: { a: 'a-done', b: 'b-done', c: 'c-done' } });
+    }
+    for (let i = 0; i < ids.length; i++) expect(results[2 * i]).toEqual(results[2 * i + 1]);
+    // Each saga ran once: three steps each, whoever ran them.
+    expect(log).toHaveLength(3 * ids.length);
+    expect(events.filter((e) => /compensat|failed/.test(e))).toEqual([]);
+    expect(events.filter((e) => e.endsWith(':started'))).toHaveLength(ids.length);
+    expect(events.filter((e) => e.endsWith(':completed'))).toHaveLength(ids.length);
+  });
+
+  it('a runtime that read the saga as new just before another finished it joins the finished saga, never reruns it', {
+    timeout: 20_000,
+  }, async () => {
+    const schema = fresh();
+    const log: string[] = [];
+    const a = runtime(schema, 'A', log);
+    await a.rt.start();
+    const first = await a.saga.execute({ n: 1 }, { id: 'late' });
+    expect(first.status).toBe('completed');
+    // B's first read of the saga happened before A saved anything (the race, made certain).
+    const store = postgresStore({ connectionString: PG_URL, schema, sagaLeaseMs: LEASE_MS });
+    let stale = true;
+    const staleStore = {
+      ...store,
+      loadSaga: async (saga: string, id: string) => {
+        if (!stale) return store.loadSaga(saga, id);
+        stale = false;
+        return undefined;
+      },
+    };
+    const b = createRuntime({ store: staleStore, onError: () => {} });
+    runtimes.push(b);
+    const events: string[] = [];
+    b.bus.subscribe('saga.transfer.>', (_p, e) => {
+      events.push(e.type);
+    });
+    const saga = b.saga('transfer', {
+      steps: ['a', 'b', 'c'].map((name) => ({ name, run: () => void log.push(`B:${name}`) })),
+    });
+    await b.start();
+    expect(await saga.execute({ n: 1 }, { id: 'late' })).toEqual(first);
+    expect(log).toEqual(['A:a', 'A:b', 'A:c']);
+    expect(events).toEqual([]);
+  });
+
+  it('a dropped connection while saving progress pauses the saga; it goes on once the database answers', {
+    timeout: 30_000,
+  }, async () => {
+    const schema = fresh();
+    const app = `keel-saga-drop-${process.pid}`;
+    const reports: unknown[] = [];
+    const rt = createRuntime({
+      store: postgresStore({ connectionString: PG_URL, schema, applicationName: app }),
+      onError: (e) => void reports.push(e),
+    });
+    runtimes.push(rt);
+    const events: string[] = [];
+    rt.bus.subscribe('saga.drop.>', (_p, e) => {
+      events.push(e.type.slice('saga.drop.'.length));
+    });
+    const log: string[] = [];
+    let locked!: () => void;
+    const lockTaken = new Promise<void>((r) => (locked = r));
+    let unlock!: () => void;
+    const unlocked = new Promise<void>((r) => (unlock = r));
+    const saga = rt.saga('drop', {
+      steps: [
+        {
+          name: 'a',
+          run: async () => {
+            log.push('a');
+            // Block the next checkpoint on a lock, so the connection can be killed while it waits.
+            locked();
+            await new Promise((r) => setTimeout(r, 50));
+            return 'a-done';
+          },
+          compensate: () => void log.push('undo a'),
+        },
+        { name: 'b', run: () => void log.push('b') },
+      ],
+    });
+    await rt.start();
+    const locker = withClient(async (c) => {
+      await lockTaken;
+      await c.query('BEGIN');
+      await c.query(`LOCK TABLE "${schema}".sagas IN ACCESS EXCLUSIVE MODE`);
+      for (let killed = 0; killed === 0; ) {
+        await sleep(20);
+        const res = await c.query(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
+          [app],
+        );
+        killed = res.rowCount ?? 0;
+      }
+      await unlocked;
+      await c.query('ROLLBACK');
+    });
+    const done = saga.execute({}, { id: 'd1' });
+    await until(() => reports.length > 0, 10_000, 'the dropped connection to be reported');
+    expect((reports[0] as { code?: string }).code).toBe('STORE_UNAVAILABLE');
+    expect(log).toEqual(['a']);
+    unlock();
+    await locker;
+    const r = await done;
+    expect(r).toMatchObject({ status: 'completed', results: { a: 'a-done' } });
+    expect(log).toEqual(['a', 'b']);
+    expect(events).toEqual(['started', 'stepCompleted', 'stepCompleted', 'completed']);
   });
 });

@@ -49,10 +49,11 @@ for (const kind of sharedStoreKinds()) {
       }
       await rt.start();
       await settle(20);
-      for (let period = 0; period < 3; period++) {
-        const made = await callsDuring(calls, () => clock.advance(POLL_MS));
-        expect(total(made), JSON.stringify(made)).toBeLessThanOrEqual(IDLE_POLLS_PER_PERIOD);
-      }
+      // Counted over three periods together: on a loaded machine a durable store's answer can land in the next one.
+      const made = await callsDuring(calls, async () => {
+        for (let period = 0; period < 3; period++) await clock.advance(POLL_MS);
+      });
+      expect(total(made), JSON.stringify(made)).toBeLessThanOrEqual(3 * IDLE_POLLS_PER_PERIOD);
       // Work another process wrote (straight into the store, so no queue here was told): found by the rationed poll.
       const other = kind.name === 'memory' ? inner : make();
       if (other !== inner) await other.open();

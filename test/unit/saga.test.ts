@@ -372,25 +372,12 @@ describe.each([
       );
     });
 
-    it('refuses input that is not plain JSON, and a step result that is not JSON fails the step', async () => {
+    it('refuses input that is not plain JSON', async () => {
       const rt = runtime();
-      const undo = vi.fn();
-      const saga = rt.saga('json', {
-        steps: [
-          { name: 'a', run: () => 1, compensate: undo },
-          { name: 'b', run: () => new Map() },
-        ],
-      });
+      const saga = rt.saga('json', { steps: [{ name: 'a', run: () => 1 }] });
       await rt.start();
       await expect(saga.execute({ when: new Date() })).rejects.toMatchObject({ code: 'INVALID_PAYLOAD' });
       await expect(saga.execute({ n: Number.NaN })).rejects.toThrow(/value\.n is NaN/);
-      const r = await saga.execute({});
-      expect(r).toMatchObject({
-        status: 'compensated',
-        failedStep: 'b',
-        error: expect.objectContaining({ code: 'INVALID_PAYLOAD' }),
-      });
-      expect(undo).toHaveBeenCalledTimes(1);
     });
   });
 

@@ -1,4 +1,5 @@
 import { invalidOptions } from '../../core/errors.js';
+import { describeValue, MAX_TIMER_MS, OptionReader } from '../../core/options.js';
 import { parseRetry, type RetryOptions, type RetryPolicy } from '../../core/retry.js';
 
 /** What a step (or its compensation) is given. */
@@ -78,6 +79,27 @@ const compensationDefault: RetryPolicy = {
 const NAME = /^[A-Za-z0-9_-]+$/;
 const RESERVED = new Set(['running', 'compensating', 'completed', 'compensated', 'failed']);
 
+const SAGA_OPTIONS = ['steps', 'stepTimeoutMs', 'retry', 'compensationRetry', 'shutdownGraceMs'] as const;
+const STEP_OPTIONS = ['name', 'run', 'compensate', 'timeoutMs', 'retry', 'compensateOnFailure'] as const;
+
+/**
+ * A retry policy whose delays a timer can hold: a longer one would be a
+ * `notBefore` deadline past anything a store keeps and a wait nobody means.
+ */
+function boundedRetry(owner: string, option: string, policy: RetryPolicy): RetryPolicy {
+  for (const field of ['initialDelayMs', 'maxDelayMs'] as const) {
+    if (policy[field] > MAX_TIMER_MS) {
+      throw invalidOptions(owner, `${option}.${field}`, `must be at most ${MAX_TIMER_MS} ms, got ${policy[field]}`);
+    }
+  }
+  return policy;
+}
+
+/** A duration option named by its path (`steps[1].timeoutMs`), read as `OptionReader.duration` reads one. */
+function durationAt(owner: string, path: string, value: unknown, fallback: number): number {
+  return new OptionReader(owner, { [path]: value }, [path]).duration(path, fallback, 0);
+}
+
 /** Checks a saga definition; bad input throws `INVALID_OPTIONS` naming the option and value. */
 export function resolveSaga(name: unknown, options: unknown): ResolvedSaga {
   const owner = `saga('${String(name)}')`;
@@ -85,59 +107,75 @@ export function resolveSaga(name: unknown, options: unknown): ResolvedSaga {
     throw invalidOptions(
       owner,
       'name',
-      `must be letters, digits, '-' or '_' (it becomes bus topics and actor ids), got ${JSON.stringify(name)}`,
+      `must be letters, digits, '-' or '_' (it becomes bus topics and actor ids), got ${describeValue(name)}`,
     );
   }
-  if (typeof options !== 'object' || options === null)
-    throw invalidOptions(owner, 'options', 'must be an object with steps');
-  const o = options as SagaOptions;
-  if (!Array.isArray(o.steps) || o.steps.length === 0)
-    throw invalidOptions(owner, 'steps', 'must be a non-empty array');
-  const timeout = (option: string, v: unknown, fallback: number): number => {
-    if (v === undefined) return fallback;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
-      throw invalidOptions(owner, option, `must be a number >= 0, got ${String(v)}`);
-    return v;
-  };
-  const stepTimeoutMs = timeout('stepTimeoutMs', o.stepTimeoutMs, 0);
-  const retry = parseRetry(owner, 'retry', o.retry, noRetry);
-  const compensationRetry = parseRetry(owner, 'compensationRetry', o.compensationRetry, compensationDefault);
-  const shutdownGraceMs = timeout('shutdownGraceMs', o.shutdownGraceMs, 5_000);
+  const o = new OptionReader(owner, options, SAGA_OPTIONS, 'a saga option');
+  const list = o.values.steps as unknown[];
+  if (!Array.isArray(list) || list.length === 0) throw invalidOptions(owner, 'steps', 'must be a non-empty array');
+  // Durations are bounded by what a timer holds (24.8 days): a longer step timeout or grace is a mistake, not a plan.
+  const stepTimeoutMs = o.duration('stepTimeoutMs', 0, 0);
+  const retry = boundedRetry(owner, 'retry', parseRetry(owner, 'retry', o.values.retry, noRetry));
+  const compensationRetry = boundedRetry(
+    owner,
+    'compensationRetry',
+    parseRetry(owner, 'compensationRetry', o.values.compensationRetry, compensationDefault),
+  );
+  const shutdownGraceMs = o.duration('shutdownGraceMs', 5_000, 0);
   const seen = new Set<string>();
-  const steps = o.steps.map((s, i): ResolvedStep => {
+  const steps = list.map((raw: unknown, i): ResolvedStep => {
     const at = `steps[${i}]`;
-    if (typeof s !== 'object' || s === null)
-      throw invalidOptions(owner, at, 'must be an object { name, run, compensate? }');
-    if (typeof s.name !== 'string' || !NAME.test(s.name) || RESERVED.has(s.name)) {
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+      throw invalidOptions(owner, at, `must be an object { name, run, compensate? }, got ${describeValue(raw)}`);
+    // Steps are read here, not with OptionReader, so messages name the option by its path (`steps[1].timeoutMs`).
+    const s = raw as Record<string, unknown>;
+    for (const key of Object.keys(s)) {
+      if (!(STEP_OPTIONS as readonly string[]).includes(key)) {
+        throw invalidOptions(owner, `${at}.${key}`, `is not a step option (known: ${STEP_OPTIONS.join(', ')})`);
+      }
+    }
+    const stepName = s.name;
+    if (typeof stepName !== 'string' || !NAME.test(stepName) || RESERVED.has(stepName)) {
       throw invalidOptions(
         owner,
         `${at}.name`,
-        `must be letters, digits, '-' or '_' and not one of ${[...RESERVED].join(', ')}; got ${JSON.stringify(s.name)}`,
+        `must be letters, digits, '-' or '_' and not one of ${[...RESERVED].join(', ')}; got ${describeValue(stepName)}`,
       );
     }
-    if (seen.has(s.name)) throw invalidOptions(owner, `${at}.name`, `'${s.name}' is used by another step`);
-    seen.add(s.name);
-    if (typeof s.run !== 'function') throw invalidOptions(owner, `${at}.run`, 'must be a function');
+    if (seen.has(stepName)) throw invalidOptions(owner, `${at}.name`, `'${stepName}' is used by another step`);
+    seen.add(stepName);
+    if (typeof s.run !== 'function')
+      throw invalidOptions(owner, `${at}.run`, `must be a function, got ${describeValue(s.run)}`);
     if (s.compensate !== undefined && typeof s.compensate !== 'function') {
-      throw invalidOptions(owner, `${at}.compensate`, 'must be a function when given');
+      throw invalidOptions(
+        owner,
+        `${at}.compensate`,
+        `must be a function when given, got ${describeValue(s.compensate)}`,
+      );
     }
-    if (s.compensateOnFailure !== undefined && typeof s.compensateOnFailure !== 'boolean') {
+    const run = s.run as SagaStep['run'];
+    const compensate = s.compensate as SagaStep['compensate'];
+    const compensateOnFailure = s.compensateOnFailure;
+    if (compensateOnFailure !== undefined && typeof compensateOnFailure !== 'boolean') {
       throw invalidOptions(
         owner,
         `${at}.compensateOnFailure`,
-        `must be a boolean, got ${String(s.compensateOnFailure)}`,
+        `must be a boolean, got ${describeValue(compensateOnFailure)}`,
       );
     }
-    if (s.compensateOnFailure && !s.compensate) {
+    if (compensateOnFailure && !compensate) {
       throw invalidOptions(owner, `${at}.compensateOnFailure`, 'needs a compensate function');
     }
     return {
-      name: s.name,
-      run: s.run,
-      compensate: s.compensate,
-      compensateOnFailure: s.compensateOnFailure === true,
-      timeoutMs: timeout(`${at}.timeoutMs`, s.timeoutMs, stepTimeoutMs),
-      retry: s.retry === undefined ? retry : parseRetry(owner, `${at}.retry`, s.retry, retry),
+      name: stepName,
+      run,
+      compensate,
+      compensateOnFailure: compensateOnFailure === true,
+      timeoutMs: durationAt(owner, `${at}.timeoutMs`, s.timeoutMs, stepTimeoutMs),
+      retry:
+        s.retry === undefined
+          ? retry
+          : boundedRetry(owner, `${at}.retry`, parseRetry(owner, `${at}.retry`, s.retry, retry)),
     };
   });
   const version = steps

@@ -2,10 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { type Actor, createActor, fromPromise } from 'xstate';
 import { KeelError } from '../../core/errors.js';
 import { encodeJson, errorData } from '../../core/json.js';
+import { OptionReader } from '../../core/options.js';
 import { type AttemptState, runAttempts } from '../../core/retry.js';
 import { isFinalSagaStatus, renewEveryMs } from '../../core/states.js';
 import {
   createSagaMachine,
+  RESULT_REFUSED,
   type SagaContext,
   type SagaInput,
   type SagaMachine,
@@ -25,6 +27,8 @@ import type { Host } from '../host.js';
 import type { ResolvedSaga, ResolvedStep, SagaStep, StepContext } from './definition.js';
 import { type SagaEffect, SagaEngine, type SagaState, type SagaStep as Transition } from './engine.js';
 import { resultOf, type SagaResult } from './result.js';
+import { keepResult } from './stepResult.js';
+import { afterStoreFault, pause } from './storeRetry.js';
 
 /** Options of one `execute`. */
 export interface ExecuteOptions {
@@ -41,12 +45,18 @@ interface Flight {
   mirror: Actor<SagaMachine> | undefined;
   /** Where the machine has the saga now (undefined until it starts). */
   state: SagaState | undefined;
-  /** Aborts the step in flight when the saga is interrupted. */
+  /** Aborts the step in flight and any store wait when the saga is interrupted (replaced when it starts waiting on another runtime). */
   controller: AbortController;
+  /** The store's last failure while this saga waits for it to answer (the saga is paused), else undefined. */
+  fault: unknown;
   /** Attempts of the step in progress; carried over from the store on resume. */
   attempts: AttemptState;
   createdAt: number;
-  /** Serialises the writes of one saga so a later checkpoint never lands before an earlier one. */
+  /**
+   * The checkpoint being written: `stop()` lets it land (or fail). The
+   * runner awaits every checkpoint before it goes on, so one saga's writes are
+   * never concurrent and a later one never lands before an earlier one.
+   */
   writes: Promise<void>;
   /** False while it waits for a saga another runtime runs (execute of its id): nothing of it to renew here. */
   owned: boolean;
@@ -113,31 +123,33 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
   }
 
   /** Runs a saga to its end; see `SagaResult`. */
-  execute(input: unknown, options: ExecuteOptions = {}): Promise<SagaResult<TSteps>> {
-    const id = options.id ?? randomUUID();
-    if (typeof id !== 'string' || id.length === 0) {
-      return Promise.reject(
-        new KeelError('INVALID_OPTIONS', `saga('${this.def.name}').execute: option 'id' must be a non-empty string`),
-      );
+  execute(input: unknown, options?: ExecuteOptions): Promise<SagaResult<TSteps>> {
+    const what = `saga('${this.def.name}').execute`;
+    let id: string;
+    try {
+      const o = new OptionReader(what, options === undefined ? {} : options, ['id'], 'an execute option');
+      id = o.string('id') ?? randomUUID();
+    } catch (error) {
+      return Promise.reject(error);
     }
     const joined = this.flights.get(id);
     if (joined) return joined.promise as Promise<SagaResult<TSteps>>;
     try {
-      encodeJson(input, `saga('${this.def.name}').execute: input`);
+      encodeJson(input, `${what}: input`);
     } catch (error) {
       return Promise.reject(error);
     }
     const flight = this.newFlight(id);
     void (async () => {
-      await this.rt.whenRunning(`saga('${this.def.name}').execute`);
-      const stored = await this.store.loadSaga(this.def.name, id);
+      await this.rt.whenRunning(what);
+      const stored = await this.stored(flight, () => this.store.loadSaga(this.def.name, id));
       if (stored && isFinalSagaStatus(stored.status)) {
         this.settle(flight, stored.status, JSON.parse(stored.context) as SagaContext);
         return;
       }
       if (stored) {
-        const adoptable = await this.adoptOrWait(flight, stored);
-        if (adoptable) this.resumeFlight(flight, adoptable);
+        if (!hasSharedSagas(this.store)) this.resumeFlight(flight, stored);
+        else await this.waitOrAdopt(flight);
         return;
       }
       const start: SagaInput = { sagaId: id, input };
@@ -202,7 +214,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
         const stored = await this.store.loadSaga(this.def.name, id);
         // Not saved yet (its first save claims it), or it just finished here.
         if (!stored || isFinalSagaStatus(stored.status) || this.flights.get(id) !== flight) continue;
-        this.interrupt(
+        this.join(
           flight,
           new KeelError('SAGA_NOT_OWNED', `saga '${this.def.name}' '${id}' is now run by another runtime`),
         );
@@ -214,41 +226,67 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
   }
 
   /**
-   * `execute` of a saga that is stored unfinished: run it here when nobody
-   * else owns it; else wait until it finishes elsewhere (or its owner dies).
+   * The saga is another runtime's (its `execute` found it stored unfinished,
+   * or this runtime lost it): stop running it here and wait until it finishes
+   * there, then resolve with its stored result; take it over if its owner dies.
    */
-  private async adoptOrWait(flight: Flight, stored: SagaRecord): Promise<SagaRecord | undefined> {
-    const s = this.store;
-    if (!hasSharedSagas(s)) return stored;
+  private join(flight: Flight, reason: KeelError): void {
+    this.halt(flight, reason);
+    flight.controller = new AbortController();
+    flight.state = undefined;
+    // The store answered (with the verdict that the saga is another's): this saga is not paused on it.
+    flight.fault = undefined;
+    void this.waitOrAdopt(flight).catch((error) => this.fail(flight, error));
+  }
+
+  /** Runs the stored, unfinished saga here when no live runtime owns it; else waits for its end elsewhere. */
+  private async waitOrAdopt(flight: Flight): Promise<void> {
+    const s = this.store as Sagas & SharedSagas;
     flight.owned = false;
     for (;;) {
-      const [mine] = await s.adoptSagas(this.def.name, this.rt.clock.now(), flight.id);
+      const [mine] = await this.stored(flight, () => s.adoptSagas(this.def.name, this.rt.clock.now(), flight.id));
       if (mine) {
         flight.owned = true;
-        return mine;
+        this.resumeFlight(flight, mine);
+        return;
       }
-      const now = await s.loadSaga(this.def.name, flight.id);
+      const now = await this.stored(flight, () => s.loadSaga(this.def.name, flight.id));
       if (now && isFinalSagaStatus(now.status)) {
         this.settle(flight, now.status, JSON.parse(now.context) as SagaContext);
-        return undefined;
+        return;
       }
-      if (this.stopped || flight.controller.signal.aborted) throw flight.controller.signal.reason;
-      await new Promise<void>((resolve) => {
-        this.rt.clock.setTimeout(() => resolve(), renewEveryMs(s.sagaLeaseMs));
-      });
+      if (this.stopped) throw this.stoppedError(flight);
+      await pause(this.rt.clock, renewEveryMs(s.sagaLeaseMs), flight.controller.signal);
     }
   }
 
-  private interrupt(flight: Flight, reason: KeelError): void {
-    this.halt(flight, reason);
-    this.fail(flight, reason);
-  }
-
-  /** Stops the saga's mirror (if any) and aborts its step in flight; the caller rejects it. */
+  /** Stops the saga's mirror (if any) and aborts its step in flight. */
   private halt(flight: Flight, reason: KeelError): void {
     // The mirror is a child of the runtime's system; XState only lets its parent stop it, so stop it from inside.
     (flight.mirror as unknown as { _stop(): void } | undefined)?._stop();
+    flight.mirror = undefined;
     flight.controller.abort(reason);
+  }
+
+  private stoppedError(flight: Flight): KeelError {
+    return new KeelError(
+      'RUNTIME_STOPPED',
+      `saga '${this.def.name}' '${flight.id}' was interrupted by stop(); a durable store resumes it on the next start()`,
+    );
+  }
+
+  /**
+   * Why a saga stopped by `stop()` rejects: `STORE_UNAVAILABLE` when it was
+   * paused on a failing store (its progress since the last save is not
+   * kept), else `RUNTIME_STOPPED`.
+   */
+  private interruptedError(flight: Flight): KeelError {
+    if (flight.fault === undefined) return this.stoppedError(flight);
+    return new KeelError(
+      'STORE_UNAVAILABLE',
+      `saga '${this.def.name}' '${flight.id}' was paused because the store failed, and the runtime stopped before it recovered; a durable store resumes it on the next start() from its last saved step`,
+      { cause: flight.fault },
+    );
   }
 
   /** Lets running sagas finish for the grace period, then interrupts the rest (they resume on the next start). */
@@ -267,15 +305,14 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       this.rt.clock.clearTimeout(timer);
     }
     const interruptedIds = [...this.flights.keys()];
-    for (const flight of [...this.flights.values()]) {
-      const interrupted = new KeelError(
-        'RUNTIME_STOPPED',
-        `saga '${this.def.name}' '${flight.id}' was interrupted by stop(); a durable store resumes it on the next start()`,
-      );
+    const flights = [...this.flights.values()];
+    for (const flight of flights) {
+      const interrupted = this.interruptedError(flight);
       this.halt(flight, interrupted);
-      await flight.writes.catch(() => {});
       this.fail(flight, interrupted);
     }
+    // A checkpoint in flight lands (or fails) before the store closes.
+    await Promise.allSettled(flights.map((f) => f.writes));
     // Stopped on purpose: let another runtime (or the next start) take them now rather than after the lease.
     const s = this.store;
     if (!hasSharedSagas(s)) return;
@@ -303,6 +340,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       mirror: undefined,
       state: undefined,
       controller: new AbortController(),
+      fault: undefined,
       attempts: { attempt: 1, notBefore: undefined },
       createdAt: this.rt.clock.now(),
       writes: Promise.resolve(),
@@ -329,10 +367,12 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
   }
 
   /**
-   * The one way a saga runs: perform the effects of each transition the
-   * engine takes (publish, then checkpoint and run the invoked step), and
-   * hand the step's outcome back to the engine as the XState event the
-   * invoked actor would have sent, until the machine reaches a final state.
+   * The one way a saga runs: for each transition the engine takes, checkpoint
+   * the state reached, then publish what the machine published on the way
+   * (events follow what the store holds), then run the invoked step, and hand
+   * its outcome back to the engine as the XState event the invoked actor would
+   * have sent, until the machine reaches a final state. A checkpoint waits out
+   * a failing store (see `afterStoreFault`); it is never a step's outcome.
    */
   private async drive(flight: Flight, first: Transition): Promise<void> {
     const source = `saga.${this.def.name}.${flight.id}`;
@@ -342,30 +382,29 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       for (;;) {
         flight.state = state;
         let invoke: Extract<SagaEffect, { kind: 'invoke' }> | undefined;
+        for (const effect of effects) if (effect.kind === 'invoke') invoke = effect;
+        // The stored status is the machine's top-level state (`running` / `compensating`, or the final one).
+        const status = (state.done ? state.value : Object.keys(state.value)[0]) as SagaRecordStatus;
+        await this.write(flight, status, state.value, state.context);
+        if (signal.aborted) return;
         for (const effect of effects) {
           if (effect.kind === 'publish') this.rt.publish(effect.topic, effect.payload, { source });
-          else invoke = effect;
         }
         if (state.done) {
-          const status = state.value as SagaRecordStatus;
-          await this.write(flight, status, state.value, state.context);
           this.settle(flight, status, state.context);
           return;
         }
         if (!invoke) throw new Error(`saga '${this.def.name}': state ${state.key} runs no step, so it cannot end`);
-        let event: SagaStepEvent;
-        try {
-          event = { type: `xstate.done.actor.${invoke.id}`, output: await this.attempt(flight, state, invoke, signal) };
-        } catch (error) {
-          event = { type: `xstate.error.actor.${invoke.id}`, error };
-        }
-        // Interrupted by stop(): a late answer must not move a saga this runtime no longer runs.
+        const event = await this.attempt(flight, state, status, invoke, signal);
+        // Interrupted (stop(), or another runtime took the saga): a late answer must not move it here.
         if (signal.aborted) return;
         ({ state, effects } = this.engine.next(state, event));
         flight.mirror?.send(event as never);
       }
     } catch (error) {
-      this.fail(flight, error);
+      if (signal.aborted) return;
+      if (error instanceof KeelError && error.code === 'SAGA_NOT_OWNED') this.join(flight, error);
+      else this.fail(flight, error);
     }
   }
 
@@ -410,8 +449,29 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     flight.reject(error);
   }
 
+  /**
+   * Calls the store until it answers (see `afterStoreFault`), pausing the
+   * saga meanwhile; a healthy store costs one call and nothing more.
+   */
+  private stored<T>(flight: Flight, op: () => Promise<T>): Promise<T> {
+    let first: Promise<T>;
+    try {
+      first = op();
+    } catch (error) {
+      first = Promise.reject(error);
+    }
+    return first.catch((error) =>
+      afterStoreFault(error, this.rt.clock, flight.controller.signal, flight, op, (e) =>
+        this.rt.report(
+          e,
+          `saga '${this.def.name}' '${flight.id}' is paused: the store failed; it retries and goes on when the store answers`,
+        ),
+      ),
+    );
+  }
+
+  /** Checkpoints the saga; resolves once the store has it. */
   private write(flight: Flight, status: SagaRecordStatus, value: unknown, context: SagaContext): Promise<void> {
-    const now = this.rt.clock.now();
     const record: SagaRecord = {
       saga: this.def.name,
       id: flight.id,
@@ -422,36 +482,44 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       attempt: flight.attempts.attempt,
       notBefore: flight.attempts.notBefore,
       createdAt: flight.createdAt,
-      updatedAt: now,
+      updatedAt: this.rt.clock.now(),
     };
-    flight.writes = flight.writes.then(() => this.store.saveSaga(record));
+    const save = () => {
+      record.updatedAt = this.rt.clock.now();
+      return this.store.saveSaga(record);
+    };
+    flight.writes = this.stored(flight, save);
     return flight.writes;
   }
 
-  /** Runs a step or its compensation with its retries and timeout, checkpointing where the saga is first. */
+  /**
+   * Runs a step or its compensation with its retries and timeout, and returns
+   * its outcome as the event the machine takes: done, failed, or (a step
+   * whose result cannot be kept) `RESULT_REFUSED`.
+   */
   private async attempt(
     flight: Flight,
     state: SagaState,
+    phase: SagaRecordStatus,
     invoke: Extract<SagaEffect, { kind: 'invoke' }>,
     signal: AbortSignal,
-  ): Promise<unknown> {
+  ): Promise<SagaStepEvent> {
     const { step, context }: StepRun = invoke.input;
     const s = this.steps.get(step) as ResolvedStep;
     const running = invoke.src === 'runStep';
-    // The stored status is the machine's top-level state (`running` / `compensating`).
     const value = state.value;
-    const phase = Object.keys(value)[0] as SagaRecordStatus;
     const idempotencyKey = running ? `${context.sagaId}:${step}` : `${context.sagaId}:${step}:compensate`;
-    await this.write(flight, phase, value, state.context);
+    const what = `saga '${this.def.name}' ${running ? 'step' : 'compensation of'} '${step}'`;
+    let output: unknown;
     try {
-      const output = await runAttempts({
+      output = await runAttempts({
         clock: this.rt.clock,
         policy: running ? s.retry : this.def.compensationRetry,
         timeoutMs: running ? s.timeoutMs : this.def.compensationTimeoutMs,
         signal,
         state: flight.attempts,
         persist: () => this.write(flight, phase, value, state.context),
-        what: `saga '${this.def.name}' ${running ? 'step' : 'compensation of'} '${step}'`,
+        what,
         call: (attempt, attemptSignal) => {
           const ctx: StepContext = {
             sagaId: context.sagaId,
@@ -464,12 +532,26 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
           return running ? s.run(ctx) : (s.compensate as NonNullable<SagaStep['compensate']>)(ctx);
         },
       });
-      if (running) encodeJson(output, `saga '${this.def.name}' step '${step}' result`);
-      return output;
+    } catch (error) {
+      // A checkpoint before a retry that could not be made is not the step's failure.
+      if (signal.aborted || isNotOwned(error)) throw error;
+      return { type: `xstate.error.actor.${invoke.id}`, error };
     } finally {
       flight.attempts = { attempt: 1, notBefore: undefined };
     }
+    if (!running) return { type: `xstate.done.actor.${invoke.id}`, output };
+    const kept = keepResult(output);
+    if (kept.ok) return { type: `xstate.done.actor.${invoke.id}`, output: kept.value };
+    const error = new KeelError(
+      'INVALID_PAYLOAD',
+      `${what} returned a result the saga cannot keep (${kept.problem}); the step counts as done, so it is undone (or, with no compensate, the saga ends failed)`,
+    );
+    return { type: RESULT_REFUSED, error };
   }
+}
+
+function isNotOwned(error: unknown): boolean {
+  return error instanceof KeelError && error.code === 'SAGA_NOT_OWNED';
 }
 
 /** The context as JSON can hold it: errors become `{ name, message, code }`. */

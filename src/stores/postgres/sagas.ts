@@ -23,7 +23,9 @@ function statements(s: string) {
         not_before = excluded.not_before, updated_at = excluded.updated_at,
         owner = excluded.owner, owner_until = excluded.owner_until
       -- Another runtime adopted it (this one went quiet past its lease): its writes win from now on.
-      WHERE ${s}.sagas.owner IS NULL OR ${s}.sagas.owner = $11 OR ${s}.sagas.owner_until <= excluded.updated_at
+      -- A finished saga is never written again: a runtime that read it as new before it ended joins it instead.
+      WHERE ${s}.sagas.status IN ('running', 'compensating')
+        AND (${s}.sagas.owner IS NULL OR ${s}.sagas.owner = $11 OR ${s}.sagas.owner_until <= excluded.updated_at)
       RETURNING saga, id`,
     load: `SELECT * FROM ${s}.sagas WHERE saga = $1 AND id = $2`,
     unfinished: `
