@@ -137,7 +137,9 @@ function apply(m) {
     for (const a of m.actors) actors.set(a.key, a);
     for (const a of m.actors) render(a);
   } else if (m.kind === 'diagram') {
+    // Layouts are computed on the server once per machine and may arrive after the actors that use them.
     diagrams.set(m.key, m.svg);
+    for (const a of actors.values()) if (a.diagram === m.key || a.tasks?.diagram === m.key) render(a);
   } else if (m.kind === 'runtime') {
     runtimes.set(m.runtime.label, m.runtime);
     runtimeSection(m.runtime.label);
