@@ -7,7 +7,7 @@ import { createSagaMachine } from '../../src/machines/saga.js';
 import { type DrawnDiagram, problems } from './geometry.js';
 
 /** A saga with long step names, a step undone also when it fails, and a last step with nothing to undo. */
-export const longSaga = createSagaMachine('fulfilment', [
+const longSaga = createSagaMachine('fulfilment', [
   { name: 'reserveWarehouseSlot', compensable: true },
   { name: 'deductInventory', compensable: true, undoOnFailure: true },
   { name: 'authorizePaymentWithProvider', compensable: true },
