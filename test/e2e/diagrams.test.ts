@@ -120,6 +120,10 @@ describe('the viewer draws every built-in machine readably (headless Chromium)',
       browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox'] });
       const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
       await page.goto(url);
+      // Finished sagas are rows of the saga list: a click opens each one's card.
+      for (const id of ['saga.checkout.c1', 'saga.fulfilment.f1']) {
+        await page.locator('ol.finished li', { hasText: id }).click();
+      }
       const wanted = ['breaker.sms', 'queue.sync', 'saga.checkout.c1', 'saga.fulfilment.f1', 'bus', 'runtime'];
       for (const id of wanted) {
         await page
@@ -141,7 +145,7 @@ describe('the viewer draws every built-in machine readably (headless Chromium)',
       }
       // Nothing written in HTML is cut either: card titles and current states.
       const clipped = await page.evaluate(() =>
-        [...document.querySelectorAll('article.actor h3 span, .diagram')]
+        [...document.querySelectorAll('article.actor h3 span, .diagram, ol.finished li span, table.runtimes td')]
           .filter((el) => el.scrollWidth > el.clientWidth + 1)
           .map((el) => `${el.closest('article')?.getAttribute('data-actor')} ${el.className}`),
       );
