@@ -8,14 +8,31 @@ import { demo as profileSyncDemo } from './scenarios/profile-sync.js';
 import { demo as smsDemo } from './scenarios/sms.js';
 import { logStateChanges } from './stateLog.js';
 
+/** One scenario of the demo. */
+export interface Scenario {
+  name: string;
+  run: (log: DemoLog) => Promise<void>;
+  /**
+   * Who, in this scenario's lines, only retells a state change (`breaker: opened`, read from the bus so the
+   * scenario tells its story when run alone): with the state timeline on, the demo leaves those lines out,
+   * so each change is told once.
+   */
+  echoes?: string[];
+}
+
 /** The scenarios `npm start` runs, in order. They live in `scenarios/` so the packaged CLI ships them; each is also runnable alone from `examples/`. */
-export const scenarios: Array<{ name: string; run: (log: DemoLog) => Promise<void> }> = [
+export const scenarios: Scenario[] = [
   { name: 'event bus', run: busDemo },
-  { name: 'circuit breaker: SMS provider outage', run: smsDemo },
-  { name: 'task queue: profile sync to B, C, D while C is down and flapping', run: profileSyncDemo },
+  { name: 'circuit breaker: SMS provider outage', run: smsDemo, echoes: ['breaker'] },
+  {
+    name: 'task queue: profile sync to B, C, D while C is down and flapping',
+    run: profileSyncDemo,
+    echoes: ['breaker'],
+  },
   {
     name: 'saga: checkout across orders, inventory and payments (a declined card is undone in reverse)',
     run: checkoutDemo,
+    echoes: ['saga'],
   },
 ];
 
@@ -25,6 +42,8 @@ export interface DemoOptions {
   states?: boolean;
   /** Called with each runtime a scenario creates, with the scenario's name (the viewer uses it). */
   onRuntime?: (rt: Runtime<any>, scenario: string) => void;
+  /** Stops the demo before its next scenario (the one running finishes: its servers and runtime close cleanly). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -34,16 +53,26 @@ export interface DemoOptions {
  */
 export async function runDemo(options: DemoOptions = {}): Promise<void> {
   const log = consoleLog();
-  let scenario = '';
+  const states = options.states !== false;
+  let scenario: Scenario | undefined;
   const stop = watchNewRuntimes((rt) => {
-    if (options.states !== false) logStateChanges(rt, log);
-    options.onRuntime?.(rt, scenario);
+    if (states) logStateChanges(rt, log);
+    options.onRuntime?.(rt, scenario?.name ?? '');
   });
+  const told: DemoLog = {
+    section: (title) => log.section(title),
+    summary: (text) => log.summary(text),
+    line: (who, text, tone) => {
+      if (states && scenario?.echoes?.includes(who)) return;
+      log.line(who, text, tone);
+    },
+  };
   try {
     for (const s of scenarios) {
-      scenario = s.name;
+      if (options.signal?.aborted) break;
+      scenario = s;
       log.section(s.name);
-      await s.run(log);
+      await s.run(told);
     }
   } finally {
     stop();

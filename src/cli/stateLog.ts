@@ -6,10 +6,19 @@ import type { DemoLog } from './demoLog.js';
 /** Actors whose state changes make the demo's timeline: the pattern actors, not the plumbing. */
 const PATTERN = /^(breaker|queue|saga)\./;
 
+/** States that mean something went wrong: an open or isolated circuit, a saga undoing or undone, a dead task. */
+const FAILURE = /(^|\.)(open|isolated|failed|compensated|dead)$|^compensating\./;
+
+/** Whether entering these leaf states is a failure the timeline shows in red. */
+export function isFailureState(states: string[]): boolean {
+  return states.some((s) => FAILURE.test(s));
+}
+
 /**
  * Prints each state change of the runtime's pattern actors to the demo log
  * (`breaker.sms  closed → open`), read from XState inspection, so the timeline
- * shows the machines themselves next to what the scenario says.
+ * shows the machines themselves next to what the scenario says. One line per
+ * change; a change into a failure state is marked as a failure.
  */
 export function logStateChanges(rt: Runtime<any>, log: DemoLog): void {
   const last = new Map<string, string>();
@@ -18,11 +27,14 @@ export function logStateChanges(rt: Runtime<any>, log: DemoLog): void {
     const ref = ev.actorRef as AnyActorRef & { systemId?: string };
     const id = ref.systemId;
     if (id === undefined || !PATTERN.test(id)) return;
-    const now = leafStates((ev.snapshot as { value?: unknown }).value).join(', ');
+    const states = leafStates((ev.snapshot as { value?: unknown }).value);
+    const now = states.join(', ');
     const before = last.get(ref.sessionId);
     if (now === '' || now === before) return;
     last.set(ref.sessionId, now);
-    log.line(id, before === undefined ? `starts in ${now}` : `${before} → ${now}`);
+    const text = before === undefined ? `starts in ${now}` : `${before} → ${now}`;
+    if (isFailureState(states)) log.line(id, text, 'failure');
+    else log.line(id, text);
   });
   rt.system.subscribe({ complete: () => inspection.unsubscribe(), error: () => inspection.unsubscribe() });
 }

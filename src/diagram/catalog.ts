@@ -5,6 +5,8 @@ import { queueMachine } from '../machines/queue.js';
 import { runtimeMachine } from '../machines/runtime.js';
 import { createSagaMachine } from '../machines/saga.js';
 import { taskMachine } from '../machines/task.js';
+import { machineGraph } from './graph.js';
+import { layoutGraph } from './layout.js';
 
 /** A machine the docs and `keel diagram` know by name. */
 export interface CatalogEntry {
@@ -69,4 +71,13 @@ export const catalog: readonly CatalogEntry[] = [
 /** The catalog entry called `name`, or undefined. */
 export function catalogEntry(name: string): CatalogEntry | undefined {
   return catalog.find((e) => e.name === name);
+}
+
+/**
+ * Lays out every catalog machine now (layouts are cached per definition), so
+ * a viewer that starts showing them gets each drawing at once instead of
+ * after elkjs's first, slower run.
+ */
+export async function layoutCatalog(): Promise<void> {
+  await Promise.all(catalog.map((e) => layoutGraph(machineGraph(e.machine))));
 }

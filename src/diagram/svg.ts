@@ -1,125 +1,82 @@
-import { type FlatEdge, flatten } from './flat.js';
 import type { MachineGraph } from './graph.js';
-
-const W = 150;
-const H = 34;
-const COL = 260;
-const ROW = 64;
-const PAD = 28;
+import { type DiagramLayout, layoutGraph } from './layout.js';
+import { FONT, LINE } from './measure.js';
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const n = (v: number) => String(Math.round(v * 10) / 10);
+const path = (points: Array<{ x: number; y: number }>) =>
+  points.map((p, i) => `${i === 0 ? 'M' : 'L'}${n(p.x)},${n(p.y)}`).join(' ');
 
-/** Where each leaf state goes: its column is the length of the shortest path from the initial state. */
-function layout(
-  nodes: string[],
-  edges: FlatEdge[],
-  initial: string | undefined,
-): Map<string, { x: number; y: number }> {
-  const rank = new Map<string, number>();
-  const queue = initial !== undefined ? [initial] : [];
-  if (initial !== undefined) rank.set(initial, 0);
-  while (queue.length > 0) {
-    const n = queue.shift() as string;
-    for (const e of edges) {
-      if (e.from === n && !rank.has(e.to)) {
-        rank.set(e.to, (rank.get(n) ?? 0) + 1);
-        queue.push(e.to);
-      }
-    }
-  }
-  const last = Math.max(0, ...rank.values());
-  const rows = new Map<number, number>();
-  const at = new Map<string, { x: number; y: number }>();
-  for (const n of nodes) {
-    const r = rank.get(n) ?? last + 1;
-    const row = rows.get(r) ?? 0;
-    rows.set(r, row + 1);
-    at.set(n, { x: PAD + r * COL, y: PAD + row * ROW });
-  }
-  return at;
+/** The look of a diagram opened on its own; the viewer's stylesheet gives the same sizes on its page. */
+const STANDALONE_STYLE =
+  `svg.machine{font:${FONT.state}px ${FONT.family};background:#fff}` +
+  '.state rect{fill:#f4f6f8;stroke:#4b5d70;stroke-width:1.2}.state.final rect{stroke-width:3}' +
+  '.state.compound>rect,.state.parallel>rect{fill:none;stroke-dasharray:4 3}.state .title{font-weight:bold}' +
+  `.edge path,.start path{fill:none;stroke:#5d7185}.edge text,.everywhere{font-size:${FONT.label}px;fill:#333}` +
+  'marker path,.start circle{fill:#5d7185}';
+
+/** Options of `toSvg`. */
+export interface SvgOptions {
+  /** Embed a style sheet so the file renders the same outside the viewer (`keel diagram --format svg`). */
+  standalone?: boolean;
 }
 
 /**
- * The machine as a standalone SVG: one box per leaf state (`data-state` = its
- * path, so a page can highlight the active ones with a class), arrows with
- * their events, self-loops for transitions that stay. Layered left to right by
- * distance from the initial state; no layout library, so the viewer needs no
- * download.
+ * Draws a laid-out machine as SVG: containers for compound and parallel
+ * states, one box per leaf state (`data-state` = its path, so a page can
+ * highlight the active ones with a class), arrows with one label line per
+ * event (`data-from`/`data-to` = the states they join), and start dots.
  */
-export function toSvg(graph: MachineGraph): string {
-  const flat = flatten(graph);
-  const ids = flat.nodes.map((n) => n.id);
-  const at = layout(ids, flat.edges, flat.initial);
+export function toSvg(layout: DiagramLayout, options: SvgOptions = {}): string {
   const parts: string[] = [];
-  // Edges with the same ends share one arrow and list their events.
-  // Guards stay in the Mermaid text; on a small live diagram the events alone keep the labels readable.
-  const merged = new Map<string, { from: string; to: string; labels: string[] }>();
-  for (const e of flat.edges) {
-    const k = `${e.from}\u0000${e.to}`;
-    const m = merged.get(k) ?? { from: e.from, to: e.to, labels: [] };
-    const event = e.label.replace(/ \[.*\]$/, '');
-    if (!m.labels.includes(event)) m.labels.push(event);
-    merged.set(k, m);
-  }
-  const labels: Array<{ x: number; y: number; text: string }> = [];
-  const edge = (d: string, x: number, y: number, text: string, from: string, to: string) => {
-    labels.push({ x, y, text });
-    return (
-      `<g class="edge" data-from="${esc(from)}" data-to="${esc(to)}"><path d="${d}" marker-end="url(#arrow)"/>` +
-      `<text x="${x}" y="${y}" text-anchor="middle">${esc(text)}</text></g>`
-    );
-  };
-  for (const { from, to, labels } of merged.values()) {
-    const a = at.get(from);
-    const b = at.get(to);
-    if (!a || !b) continue;
-    const text = labels.join(', ');
-    if (from === to) {
-      const x = a.x + W / 2;
-      const d = `M${x - 20},${a.y} C${x - 30},${a.y - 34} ${x + 30},${a.y - 34} ${x + 20},${a.y}`;
-      parts.push(edge(d, x, a.y - 30, text, from, to));
-      continue;
-    }
-    const forward = b.x > a.x;
-    const x1 = forward ? a.x + W : a.x + W / 2;
-    const y1 = forward ? a.y + H / 2 : a.y + H;
-    const x2 = forward ? b.x : b.x + W / 2;
-    const y2 = forward ? b.y + H / 2 : b.y + H;
-    // Backward and same-column edges bend below the boxes so they do not cross them.
-    const bend = forward ? 0 : 46 + Math.abs(a.x - b.x) / 12;
-    const cx = (x1 + x2) / 2;
-    const cy = (y1 + y2) / 2 + bend;
-    const d = forward
-      ? `M${x1},${y1} C${cx},${y1} ${cx},${y2} ${x2},${y2}`
-      : `M${x1},${y1} Q${cx},${cy + bend} ${x2},${y2}`;
-    parts.push(edge(d, cx, forward ? cy - 4 : cy + bend / 2 + 4, text, from, to));
-  }
-  for (const n of flat.nodes) {
-    const p = at.get(n.id) as { x: number; y: number };
-    const cls = n.final ? 'state final' : 'state';
+  const containers = layout.states.filter((s) => s.kind === 'compound' || s.kind === 'parallel');
+  const leaves = layout.states.filter((s) => s.kind === 'atomic' || s.kind === 'final');
+  for (const s of containers) {
     parts.push(
-      `<g class="${cls}" data-state="${esc(n.id)}"><rect x="${p.x}" y="${p.y}" width="${W}" height="${H}" rx="10"/>` +
-        `<text x="${p.x + W / 2}" y="${p.y + H / 2 + 4}" text-anchor="middle">${esc(n.id)}</text></g>`,
+      `<g class="state ${s.kind}" data-state="${esc(s.id)}"><title>${esc(s.id)}</title>` +
+        `<rect x="${n(s.x)}" y="${n(s.y)}" width="${n(s.width)}" height="${n(s.height)}" rx="12"/>` +
+        `<text class="title" x="${n(s.x + 12)}" y="${n(s.y + 19)}">${esc(s.text)}</text></g>`,
     );
   }
-  if (flat.initial !== undefined) {
-    const p = at.get(flat.initial) as { x: number; y: number };
-    parts.push(`<circle class="start" cx="${p.x - 14}" cy="${p.y + H / 2}" r="5"/>`);
+  for (const st of layout.starts) {
+    parts.push(
+      `<g class="start" data-to="${esc(st.to)}"><circle cx="${n(st.x)}" cy="${n(st.y)}" r="5"/>` +
+        `<path d="${path(st.points)}" marker-end="url(#arrow)"/></g>`,
+    );
   }
-  // The box holds every state and every label (about 6 px per character at the viewer's font size).
-  const boxes = [
-    ...[...at.values()].map((p) => ({ x1: p.x - 20, y1: p.y - 36, x2: p.x + W, y2: p.y + H })),
-    ...labels.map((l) => ({ x1: l.x - l.text.length * 3, y1: l.y - 10, x2: l.x + l.text.length * 3, y2: l.y + 4 })),
-  ];
-  const x0 = Math.min(...boxes.map((b) => b.x1)) - 8;
-  const y0 = Math.min(...boxes.map((b) => b.y1)) - 8;
-  const width = Math.ceil(Math.max(...boxes.map((b) => b.x2)) + 8 - x0);
-  const height = Math.ceil(Math.max(...boxes.map((b) => b.y2)) + 8 - y0);
+  for (const e of layout.edges) {
+    const tspans = e.lines
+      .map(
+        (line, i) => `<tspan x="${n(e.label.x + 3)}" y="${n(e.label.y + 2 + i * LINE.label + 9)}">${esc(line)}</tspan>`,
+      )
+      .join('');
+    parts.push(
+      `<g class="edge" data-from="${esc(e.from)}" data-to="${esc(e.to)}"><path d="${path(e.points)}" marker-end="url(#arrow)"/>` +
+        `<text>${tspans}</text></g>`,
+    );
+  }
+  for (const s of leaves) {
+    const cls = s.kind === 'final' ? 'state final' : 'state';
+    parts.push(
+      `<g class="${cls}" data-state="${esc(s.id)}"><title>${esc(s.id)}</title>` +
+        `<rect x="${n(s.x)}" y="${n(s.y)}" width="${n(s.width)}" height="${n(s.height)}" rx="10"/>` +
+        `<text x="${n(s.x + s.width / 2)}" y="${n(s.y + s.height / 2 + 4)}" text-anchor="middle">${esc(s.text)}</text></g>`,
+    );
+  }
+  if (layout.everywhere) {
+    const w = layout.everywhere;
+    parts.push(`<text class="everywhere" x="${n(w.x + 3)}" y="${n(w.y + 11)}">${esc(w.text)}</text>`);
+  }
   const defs =
     '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">' +
-    '<path d="M0,0 L10,5 L0,10 z"/></marker></defs>';
+    `<path d="M0,0 L10,5 L0,10 z"/></marker></defs>${options.standalone ? `<style>${STANDALONE_STYLE}</style>` : ''}`;
   return (
-    `<svg xmlns="http://www.w3.org/2000/svg" class="machine" data-machine="${esc(graph.id)}" viewBox="${x0} ${y0} ${width} ${height}" width="${width}" height="${height}">` +
+    `<svg xmlns="http://www.w3.org/2000/svg" class="machine" data-machine="${esc(layout.id)}" viewBox="0 0 ${layout.width} ${layout.height}" width="${layout.width}" height="${layout.height}">` +
     `${defs}${parts.join('')}</svg>`
   );
+}
+
+/** Lays out (once per definition, see `layoutGraph`) and draws a machine. */
+export async function machineSvg(graph: MachineGraph, options: SvgOptions = {}): Promise<string> {
+  return toSvg(await layoutGraph(graph), options);
 }

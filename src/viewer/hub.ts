@@ -1,6 +1,6 @@
 import type { AnyActorRef, AnyStateMachine, InspectionEvent } from 'xstate';
 import { machineGraph } from '../diagram/graph.js';
-import { toSvg } from '../diagram/svg.js';
+import { machineSvg } from '../diagram/svg.js';
 import { taskMachine } from '../machines/task.js';
 
 /** One actor as the viewer shows it. */
@@ -64,6 +64,15 @@ function snapshotOf(ref: AnyActorRef): { status?: ActorView['status']; value?: u
   }
 }
 
+/** What the page shows in place of a diagram elkjs could not lay out: the reason, not a blank card. */
+function layoutFailed(id: string, error: unknown): string {
+  const text = `no diagram for ${id}: ${error instanceof Error ? error.message : String(error)}`.replace(
+    /[&<>"']/g,
+    (c) => `&#${c.charCodeAt(0)};`,
+  );
+  return `<svg xmlns="http://www.w3.org/2000/svg" class="machine" width="${Math.min(900, text.length * 7 + 16)}" height="28"><text x="8" y="18">${text}</text></svg>`;
+}
+
 /** The leaf state paths of a snapshot value: `{ running: 'working' }` → `['running.working']`. */
 export function leafStates(value: unknown, prefix = ''): string[] {
   if (typeof value === 'string') return [prefix + value];
@@ -87,6 +96,7 @@ export class ViewerHub {
   private flushTimer: NodeJS.Timeout | undefined;
   private readonly limits: Required<HubLimits>;
   private machineCount = 0;
+  private readonly pending = new Set<Promise<void>>();
 
   constructor(limits: HubLimits = {}) {
     this.limits = { events: limits.events ?? 12, finished: limits.finished ?? 20, runtimes: limits.runtimes ?? 4 };
@@ -212,16 +222,31 @@ export class ViewerHub {
     this.touch(view.key);
   }
 
+  /**
+   * The key of the logic's diagram. The layout is computed once per machine
+   * definition (elkjs, asynchronous): the page gets the key at once and the
+   * drawing in a `diagram` message when it is ready.
+   */
   private diagramOf(logic: unknown): string | undefined {
     if (!isMachine(logic)) return undefined;
     const known = this.diagramKeys.get(logic);
     if (known !== undefined) return known;
     const key = `${logic.id}#${++this.machineCount}`;
     this.diagramKeys.set(logic, key);
-    const svg = toSvg(machineGraph(logic));
-    this.diagrams.set(key, svg);
-    this.send({ kind: 'diagram', key, svg });
+    const drawn: Promise<void> = machineSvg(machineGraph(logic))
+      .catch((error: unknown) => layoutFailed(logic.id, error))
+      .then((svg) => {
+        this.diagrams.set(key, svg);
+        this.send({ kind: 'diagram', key, svg });
+      })
+      .finally(() => this.pending.delete(drawn));
+    this.pending.add(drawn);
     return key;
+  }
+
+  /** Resolves when every diagram asked for so far is drawn (tests and a first `hello` that should carry them). */
+  async diagramsReady(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all([...this.pending]);
   }
 
   private trimFinished(label: string): void {

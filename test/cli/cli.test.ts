@@ -27,7 +27,7 @@ describe('keel command line', () => {
       [['demo', 'extra'], /keel demo: unexpected argument 'extra'/],
       [['diagram'], /which machine\? one of breaker, saga, task, queue, bus, runtime/],
       [['diagram', 'lock'], /unknown machine 'lock'/],
-      [['diagram', 'breaker', '--format', 'svg'], /--format must be mermaid or json, got 'svg'/],
+      [['diagram', 'breaker', '--format', 'png'], /--format must be mermaid, json or svg, got 'png'/],
       [['diagram', 'breaker', '--format'], /option '--format' needs a value/],
       [['diagram', 'breaker', '--colour'], /unknown option '--colour'/],
       [['inspect', '--port', 'http'], /--port must be a number from 0 to 65535, got 'http'/],
@@ -50,7 +50,7 @@ describe('keel command line', () => {
         [[name], `keel: unknown command '${name}' (commands: demo, diagram, inspect)\nsee 'keel --help'\n`],
         [['demo', `--${name}`], `keel demo: unknown option '--${name}'\nsee 'keel demo --help'\n`],
         [['diagram', name], `keel diagram: unknown machine '${name}'`],
-        [['diagram', 'task', '--format', name], `--format must be mermaid or json, got '${name}'`],
+        [['diagram', 'task', '--format', name], `--format must be mermaid, json or svg, got '${name}'`],
         [['inspect', '--port', name], `--port must be a number from 0 to 65535, got '${name}'`],
       ];
       for (const [argv, message] of cases) {

@@ -3,7 +3,7 @@ import { catalog } from '../../src/diagram/catalog.js';
 import { flatten } from '../../src/diagram/flat.js';
 import { machineGraph } from '../../src/diagram/graph.js';
 import { toMermaid } from '../../src/diagram/mermaid.js';
-import { toSvg } from '../../src/diagram/svg.js';
+import { machineSvg } from '../../src/diagram/svg.js';
 import { queueMachine } from '../../src/machines/queue.js';
 import { transitionsOf } from '../../src/testing/coverage.js';
 import { cli } from './run.js';
@@ -77,13 +77,23 @@ describe('machine diagrams', () => {
     expect(flat.edges).toContainEqual({ from: 'idle', to: 'idle', label: 'queue.pause' });
   });
 
-  it('draws an SVG with one addressable box per leaf state', () => {
+  it('draws an SVG with one addressable box per leaf state', async () => {
     for (const { machine } of catalog) {
       const graph = machineGraph(machine);
-      const svg = toSvg(graph);
+      const svg = await machineSvg(graph);
       expect(svg.startsWith('<svg')).toBe(true);
       for (const n of flatten(graph).nodes) expect(svg).toContain(`data-state="${n.id}"`);
       expect(svg).not.toMatch(/NaN|undefined|Infinity/);
     }
+  });
+
+  it('keel diagram --format svg prints the drawing the viewer shows, styled to stand alone', async () => {
+    const { code, out } = await cli('diagram', 'saga', '--format', 'svg');
+    expect(code).toBe(0);
+    expect(out).toMatch(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg" class="machine"/);
+    expect(out).toContain('<style>');
+    expect(out).toContain('class="state compound" data-state="compensating"');
+    expect(out).toContain('data-state="compensating.deductInventory"');
+    expect((await cli('diagram', 'saga', '--format', 'png')).err).toContain('mermaid, json or svg');
   });
 });

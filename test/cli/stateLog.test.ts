@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { logStateChanges } from '../../src/cli/stateLog.js';
+import { isFailureState, logStateChanges } from '../../src/cli/stateLog.js';
 import { createRuntime } from '../../src/index.js';
 
 describe('the demo timeline of state changes', () => {
@@ -8,7 +8,7 @@ describe('the demo timeline of state changes', () => {
     const log = {
       section: () => {},
       summary: () => {},
-      line: (who: string, text: string) => lines.push(`${who}: ${text}`),
+      line: (who: string, text: string, tone?: string) => lines.push(`${who}: ${text}${tone ? ` (${tone})` : ''}`),
     };
     const rt = createRuntime();
     logStateChanges(rt, log);
@@ -20,8 +20,18 @@ describe('the demo timeline of state changes', () => {
     await rt.stop();
     expect(lines).toEqual([
       'breaker.sms: starts in closed',
-      'breaker.sms: closed → open',
+      'breaker.sms: closed → open (failure)',
       'breaker.sms: open → closed',
     ]);
+  });
+
+  it('marks entering an open circuit, an undo, a failed saga or a dead task as a failure', () => {
+    expect(isFailureState(['open'])).toBe(true);
+    expect(isFailureState(['compensating.deductInventory'])).toBe(true);
+    expect(isFailureState(['compensated'])).toBe(true);
+    expect(isFailureState(['dead'])).toBe(true);
+    expect(isFailureState(['halfOpen'])).toBe(false);
+    expect(isFailureState(['running.working'])).toBe(false);
+    expect(isFailureState(['completed'])).toBe(false);
   });
 });

@@ -58,6 +58,8 @@ describe('attachViewer', () => {
     await saga.execute({}, { id: 's1' });
     await sms.call(async () => Promise.reject(new Error('down'))).catch(() => {});
     await until(async () => pick((await state(url)).actors, 'breaker.sms').states[0] === 'open', 2_000);
+    // Diagrams are laid out asynchronously (elkjs), once per machine.
+    await viewer.hub.diagramsReady();
     const s = await state(url);
     const ids = s.actors.map((a) => a.id);
     expect(ids).toEqual(expect.arrayContaining(['runtime', 'bus', 'breaker.sms', 'queue.sync', 'saga.pay.s1']));

@@ -19,20 +19,33 @@ const UNDO: Record<string, string> = { deductInventory: 'restock', createOrder: 
 export async function demo(log: DemoLog): Promise<void> {
   const shop = createShop({ [SKU]: INITIAL_STOCK });
   const servers = await serveShop(shop, (r) =>
-    log.line(r.service, `${r.path.padEnd(17)} ${String(r.status)} key ${r.key}`),
+    log.line(
+      r.service,
+      `${r.path.padEnd(17)} ${String(r.status)} key ${r.key}`,
+      r.status >= 400 ? 'failure' : undefined,
+    ),
   );
   const rt = createRuntime();
   try {
+    // Why a checkout is undone is told under `checkout`; what the saga does next is under `saga`, which the
+    // demo leaves out when its state timeline already shows each step (see `echoes` in demo.ts).
     rt.bus.subscribe('saga.checkout.>', (p: any, e) => {
       const what = e.type.slice('saga.checkout.'.length);
+      if (what === 'compensating') {
+        log.line(
+          'checkout',
+          `${p.sagaId}: ${p.failedStep} failed (${p.error?.message}); undoing what completed`,
+          'failure',
+        );
+      } else if (what === 'failed') {
+        log.line('checkout', `${p.sagaId}: an undo kept failing (${p.compensationError?.message})`, 'failure');
+      }
       const detail =
         what === 'stepCompleted'
           ? `results: ${Object.keys(p.results).join(', ')}`
-          : what === 'compensating'
-            ? `${p.failedStep} failed (${p.error?.message}); undoing what completed`
-            : what === 'compensated'
-              ? `undone in order: ${p.compensated.join(' → ')}`
-              : '';
+          : what === 'compensated'
+            ? `undone in order: ${p.compensated.join(' → ')}`
+            : '';
       log.line('saga', `${p.sagaId} ${what} ${detail}`.trimEnd());
     });
     const checkout = rt.saga('checkout', {

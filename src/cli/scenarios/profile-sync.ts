@@ -14,14 +14,49 @@ interface Profile {
 /** When a downstream answers 503: a list of [fromMs, toMs) windows since the start. */
 type Outages = Array<[number, number]>;
 
+/** Whether a downstream answers its `n`-th request (1-based) with 503. */
+export type Failing = (n: number) => boolean;
+
+/**
+ * A small seeded generator (mulberry32): the same seed gives the same
+ * sequence, so the demo's flapping service fails the same requests on every run.
+ */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * The demo's outages, counted in requests rather than milliseconds so that
+ * timing cannot change them: C is down for its first 6 requests, then flaps
+ * (each of its next 24 requests fails with chance 0.4, drawn from `seed`);
+ * D fails its requests 4 to 6.
+ */
+export function demoOutages(seed = 7): Record<string, Failing> {
+  const random = seeded(seed);
+  const flaps = new Set<number>();
+  for (let n = 7; n <= 30; n++) if (random() < 0.4) flaps.add(n);
+  return { C: (n) => n <= 6 || flaps.has(n), D: (n) => n >= 4 && n <= 6 };
+}
+
 /** Timings and sizes of one run; the defaults make the demo, tests pass smaller ones. */
 export interface ProfileSyncOptions {
   users?: number;
   /** Update rounds: every user is updated once per round. */
   rounds?: number;
   roundGapMs?: number;
-  /** Windows in which each downstream is down. */
+  /** Windows in which each downstream is down, in time since the start. */
   outages?: Record<string, Outages>;
+  /** Which requests each downstream fails, by count (default `demoOutages()` when `outages` is not given either). */
+  failing?: Record<string, Failing>;
+  /** Deliveries each queue runs at once (default 1: one request at a time makes the breakers' story the same on every run). */
+  concurrency?: number;
   store?: Store;
 }
 
@@ -54,11 +89,13 @@ class Downstream {
     readonly name: string,
     private readonly outages: Outages,
     private readonly t0: number,
+    private readonly failing: Failing = () => false,
   ) {}
 
+  /** Whether the request just counted gets a 503. */
   isDown(): boolean {
     const t = Date.now() - this.t0;
-    return this.outages.some(([from, to]) => t >= from && t < to);
+    return this.failing(this.requests) || this.outages.some(([from, to]) => t >= from && t < to);
   }
 
   async listen(): Promise<void> {
@@ -105,19 +142,12 @@ export async function runProfileSync(log: DemoLog, options: ProfileSyncOptions =
   const users = options.users ?? 6;
   const rounds = options.rounds ?? 3;
   const roundGapMs = options.roundGapMs ?? 150;
-  const outages = options.outages ?? {
-    C: [
-      [0, 700],
-      [850, 1000],
-      [1100, 1250],
-    ],
-    D: [[200, 320]],
-  };
+  const outages = options.outages ?? {};
+  const failing = options.failing ?? (options.outages ? {} : demoOutages());
   const t0 = Date.now();
-  const services = Object.fromEntries(SERVICES.map((s) => [s, new Downstream(s, outages[s] ?? [], t0)])) as Record<
-    string,
-    Downstream
-  >;
+  const services = Object.fromEntries(
+    SERVICES.map((s) => [s, new Downstream(s, outages[s] ?? [], t0, failing[s])]),
+  ) as Record<string, Downstream>;
   const rt = createRuntime(options.store ? { store: options.store } : {});
   const breakerEvents: string[] = [];
   const enqueued: Record<string, number> = {};
@@ -125,18 +155,19 @@ export async function runProfileSync(log: DemoLog, options: ProfileSyncOptions =
     for (const s of Object.values(services)) await s.listen();
     rt.bus.subscribe('breaker.>', (_p, e) => {
       breakerEvents.push(e.type);
-      log.line('breaker', `${e.type}`);
+      log.line('breaker', `${e.type}`, e.type.endsWith('.opened') ? 'failure' : undefined);
     });
+    // Which task a failure hits depends on timing; that a delivery failed and is retried does not.
     rt.bus.subscribe('task.*.retrying', (p) => {
-      const t = p as { queue: string; attempt: number; error: string };
-      log.line(t.queue, `attempt ${t.attempt} failed (${t.error}); retrying with backoff`);
+      const t = p as { queue: string; error: string };
+      log.line(t.queue, `a delivery failed (${t.error}); retrying with backoff`, 'failure');
     });
     const queues = Object.fromEntries(
       SERVICES.map((name) => {
         rt.breaker(`svc-${name}`, { failureThreshold: 3, resetTimeoutMs: 250, callTimeoutMs: 2000 });
         enqueued[name] = 0;
         const q = rt.queue(`sync-${name}`, {
-          concurrency: 4,
+          concurrency: options.concurrency ?? 1,
           breaker: `svc-${name}`,
           retry: { initialDelayMs: 20, maxDelayMs: 400 },
           handler: async (task) => {
@@ -199,7 +230,8 @@ export async function runProfileSync(log: DemoLog, options: ProfileSyncOptions =
       const converged = [...latest].every(([id, v]) => services[name]!.held.get(id) === v);
       log.line(
         `service ${name}`,
-        `${converged ? 'converged' : 'NOT converged'}: ${stats[name]!.succeeded} deliveries, ${services[name]!.requests} requests, ${services[name]!.staleIgnored} stale ignored`,
+        `${converged ? 'converged' : 'NOT converged'}: ${stats[name]!.succeeded} deliveries in ${services[name]!.requests} requests`,
+        converged ? undefined : 'failure',
       );
     }
     return result;

@@ -1,17 +1,36 @@
 // The keel live viewer: draws the hub's picture and applies its changes as they stream in (server-sent events).
 // Plain browser script with no dependencies, served by keel itself, so it works without internet.
+//
+// One panel per kind of component, whatever the number of runtimes: the runtimes (one row each, and the
+// runtime and bus machines of the newest one), breakers, queues, sagas, other actors. A component that
+// shows up again in a newer runtime (the same breaker in the next round of the demo) replaces its stopped
+// card. Sagas come and go by the hundred: a few running ones get a card, every other is a row of a short
+// list (newest first, capped), and a row opens its card on a click. So the page's height stays bounded.
 const runtimes = new Map();
 const actors = new Map();
 const diagrams = new Map();
 const main = document.getElementById('runtimes');
 const connection = document.getElementById('connection');
+/** Running sagas drawn as cards; the others are rows. */
+const SAGA_CARDS = 3;
+/** Rows of the saga list. */
+const SAGA_ROWS = 25;
+/** Saga rows the user opened (their cards show under the list). */
+const opened = new Set();
 
-// Pattern actors first, then the rest, so the interesting cards lead.
-const ORDER = ['runtime', 'bus', 'breaker.', 'queue.', 'saga.'];
-const rank = (id) => {
-  const i = ORDER.findIndex((p) => id === p || (p.endsWith('.') && id.startsWith(p)));
-  return i < 0 ? ORDER.length : i;
-};
+const PANELS = [
+  { kind: 'runtime', title: 'Runtimes' },
+  { kind: 'breaker', title: 'Circuit breakers' },
+  { kind: 'queue', title: 'Task queues' },
+  { kind: 'saga', title: 'Sagas' },
+  { kind: 'other', title: 'Other actors' },
+];
+
+function kindOf(actor) {
+  if (actor.id === 'runtime' || actor.id === 'bus') return 'runtime';
+  for (const k of ['breaker', 'queue', 'saga']) if (actor.id.startsWith(`${k}.`)) return k;
+  return 'other';
+}
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -20,16 +39,25 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-function runtimeSection(label) {
-  let section = main.querySelector(`section.runtime[data-runtime="${CSS.escape(label)}"]`);
+function panel(kind) {
+  let section = main.querySelector(`section.panel[data-panel="${kind}"]`);
   if (!section) {
-    section = el('section', { class: 'runtime', 'data-runtime': label }, el('h2'), el('div', { class: 'actors' }));
+    const { title } = PANELS.find((p) => p.kind === kind);
+    section = el(
+      'section',
+      { class: 'panel', 'data-panel': kind },
+      el('h2', {}, title),
+      el('div', { class: 'actors' }),
+    );
+    if (kind === 'runtime') section.insertBefore(el('table', { class: 'runtimes' }), section.querySelector('.actors'));
+    if (kind === 'saga') section.append(el('ol', { class: 'finished' }), el('div', { class: 'actors opened' }));
     main.querySelector('.empty')?.remove();
-    main.prepend(section);
+    // Panels keep the order of PANELS whatever order their first actor arrives in.
+    const after = [...main.querySelectorAll('section.panel')].find(
+      (s) => PANELS.findIndex((p) => p.kind === s.dataset.panel) > PANELS.findIndex((p) => p.kind === kind),
+    );
+    main.insertBefore(section, after ?? null);
   }
-  const rt = runtimes.get(label);
-  section.dataset.status = rt?.status ?? 'running';
-  section.querySelector('h2').textContent = `${label}${rt?.status === 'stopped' ? ' (stopped)' : ''}`;
   return section;
 }
 
@@ -39,34 +67,38 @@ function highlight(container, states) {
   }
 }
 
-function card(actor) {
-  const section = runtimeSection(actor.runtime);
-  let node = section.querySelector(`article.actor[data-key="${CSS.escape(actor.key)}"]`);
+/** The card of an actor, made on first use; `list` is where a new card goes. */
+function card(actor, list) {
+  let node = main.querySelector(`article.actor[data-key="${CSS.escape(actor.key)}"]`);
   if (!node) {
     node = el(
       'article',
       { class: 'actor', 'data-key': actor.key },
-      el('h3', {}, el('span', { class: 'name' }), el('span', { class: 'current' }), el('span', { class: 'status' })),
+      el(
+        'h3',
+        {},
+        el('span', { class: 'name' }),
+        el('span', { class: 'current' }),
+        el('span', { class: 'status' }),
+        el('span', { class: 'where' }),
+      ),
       el('div', { class: 'diagram' }),
       el('div', { class: 'tasks' }),
       el('div', { class: 'children' }),
       el('ol', { class: 'events' }),
     );
-    const list = section.querySelector('.actors');
-    const after = [...list.children].find((c) => rank(c.dataset.actor ?? '') > rank(actor.id));
-    list.insertBefore(node, after ?? null);
   }
+  if (node.parentElement !== list) list.append(node);
   return node;
 }
 
-function render(actor) {
-  if (!actor.diagram) return renderChildOf(actor);
-  const node = card(actor);
+function fill(node, actor) {
   node.dataset.actor = actor.id;
   node.dataset.status = actor.status;
   node.querySelector('.name').textContent = actor.id;
   node.querySelector('.current').textContent = actor.states.join(', ');
   node.querySelector('.status').textContent = actor.status === 'active' ? '' : actor.status;
+  node.querySelector('.where').textContent = actor.runtime;
   const diagram = node.querySelector('.diagram');
   if (diagram.dataset.diagram !== actor.diagram && diagrams.has(actor.diagram)) {
     diagram.innerHTML = diagrams.get(actor.diagram);
@@ -74,8 +106,7 @@ function render(actor) {
   }
   highlight(diagram, actor.states);
   if (actor.tasks) renderTasks(node.querySelector('.tasks'), actor.tasks);
-  const events = node.querySelector('ol.events');
-  events.replaceChildren(
+  node.querySelector('ol.events').replaceChildren(
     ...actor.events
       .slice()
       .reverse()
@@ -104,8 +135,9 @@ function renderTasks(box, tasks) {
 // Callback and promise actors (queue workers, saga steps) have no machine to draw: they are listed on their parent.
 function renderChildOf(actor) {
   const parent = actors.get(actor.parent);
-  if (!parent?.diagram) return;
-  const box = card(parent).querySelector('.children');
+  const node = parent && main.querySelector(`article.actor[data-key="${CSS.escape(parent.key)}"]`);
+  if (!node) return;
+  const box = node.querySelector('.children');
   let chip = box.querySelector(`span[data-key="${CSS.escape(actor.key)}"]`);
   if (!chip) {
     chip = el('span', { 'data-key': actor.key });
@@ -116,13 +148,124 @@ function renderChildOf(actor) {
   if (actor.status !== 'active') chip.remove();
 }
 
-function drop(keys) {
-  for (const key of keys) {
-    actors.delete(key);
-    document.querySelector(`article.actor[data-key="${CSS.escape(key)}"]`)?.remove();
-    document.querySelector(`.children span[data-key="${CSS.escape(key)}"]`)?.remove();
+/** Cards of one panel: a newer actor with the same id (the same component in a later runtime) hides a stopped one. */
+function renderCards(kind) {
+  const list = panel(kind).querySelector('.actors');
+  const shown = [];
+  for (const a of [...actors.values()].reverse()) {
+    if (!a.diagram || kindOf(a) !== kind) continue;
+    if (a.status !== 'active' && shown.some((s) => s.id === a.id)) continue;
+    shown.push(a);
   }
+  shown.reverse();
+  keepOnly(list, shown);
+  for (const a of shown) fill(card(a, list), a);
 }
+
+/** Removes the cards of `list` that are not for one of `keep`. */
+function keepOnly(list, keep) {
+  const keys = new Set(keep.map((a) => a.key));
+  for (const node of [...list.children]) if (!keys.has(node.dataset.key)) node.remove();
+}
+
+/** The newest runtime still running (else the newest): its runtime and bus machines are drawn, the others are rows. */
+function featured() {
+  const all = [...runtimes.values()];
+  return all.filter((r) => r.status === 'running').at(-1) ?? all.at(-1);
+}
+
+function renderRuntimes() {
+  const section = panel('runtime');
+  const top = featured();
+  const table = section.querySelector('table.runtimes');
+  const stateOf = (label, id) =>
+    [...actors.values()].find((a) => a.runtime === label && a.id === id)?.states.join(', ') ?? '';
+  table.replaceChildren(
+    el('tr', {}, el('th', {}, 'runtime'), el('th', {}, 'status'), el('th', {}, 'machine'), el('th', {}, 'bus')),
+    ...[...runtimes.values()]
+      .reverse()
+      .map((r) =>
+        el(
+          'tr',
+          { 'data-runtime': r.label, 'data-status': r.status, ...(r === top ? { class: 'featured' } : {}) },
+          el('td', {}, r.label),
+          el('td', {}, r.status),
+          el('td', {}, stateOf(r.label, 'runtime')),
+          el('td', {}, stateOf(r.label, 'bus')),
+        ),
+      ),
+  );
+  const list = section.querySelector('.actors');
+  const shown = [...actors.values()].filter((a) => kindOf(a) === 'runtime' && a.diagram && a.runtime === top?.label);
+  keepOnly(list, shown);
+  for (const a of shown) fill(card(a, list), a);
+}
+
+function renderSagas() {
+  const section = panel('saga');
+  const sagas = [...actors.values()].filter((a) => kindOf(a) === 'saga' && a.diagram).reverse();
+  const cards = sagas.filter((a) => a.status === 'active').slice(0, SAGA_CARDS);
+  const rows = sagas.filter((a) => !cards.includes(a));
+  const list = section.querySelector('.actors:not(.opened)');
+  keepOnly(list, cards);
+  for (const a of cards) fill(card(a, list), a);
+  const finished = section.querySelector('ol.finished');
+  const shownRows = rows.slice(0, SAGA_ROWS);
+  finished.replaceChildren(
+    ...shownRows.map((a) => {
+      const row = el(
+        'li',
+        {
+          'data-key': a.key,
+          'data-status': a.status,
+          'data-state': a.states.join(', '),
+          role: 'button',
+          tabindex: '0',
+          title: 'show its machine',
+        },
+        el('span', { class: 'name' }, a.id),
+        el('span', { class: 'current' }, a.states.join(', ')),
+        el('span', { class: 'where' }, a.runtime),
+      );
+      if (opened.has(a.key)) row.classList.add('open');
+      return row;
+    }),
+  );
+  if (rows.length > shownRows.length) {
+    finished.append(el('li', { class: 'more' }, `and ${rows.length - shownRows.length} older`));
+  }
+  const openList = section.querySelector('.actors.opened');
+  const openedSagas = rows.filter((a) => opened.has(a.key));
+  keepOnly(openList, openedSagas);
+  for (const a of openedSagas) fill(card(a, openList), a);
+}
+
+function renderPanel(kind) {
+  if (kind === 'runtime') renderRuntimes();
+  else if (kind === 'saga') renderSagas();
+  else renderCards(kind);
+}
+
+function render(actor) {
+  if (!actor.diagram) return renderChildOf(actor);
+  renderPanel(kindOf(actor));
+}
+
+function renderAll() {
+  for (const { kind } of PANELS) {
+    const any = [...actors.values()].some((a) => a.diagram && kindOf(a) === kind);
+    if (any || (kind === 'runtime' && runtimes.size > 0)) renderPanel(kind);
+  }
+  for (const a of actors.values()) if (!a.diagram) renderChildOf(a);
+}
+
+main.addEventListener('click', (e) => {
+  const row = e.target.closest('ol.finished li[data-key]');
+  if (!row) return;
+  if (opened.has(row.dataset.key)) opened.delete(row.dataset.key);
+  else opened.add(row.dataset.key);
+  renderSagas();
+});
 
 function apply(m) {
   if (m.kind === 'hello') {
@@ -130,26 +273,37 @@ function apply(m) {
     runtimes.clear();
     actors.clear();
     for (const [k, svg] of Object.entries(m.diagrams)) diagrams.set(k, svg);
-    for (const r of m.runtimes) {
-      runtimes.set(r.label, r);
-      runtimeSection(r.label);
-    }
+    for (const r of m.runtimes) runtimes.set(r.label, r);
     for (const a of m.actors) actors.set(a.key, a);
-    for (const a of m.actors) render(a);
+    renderAll();
   } else if (m.kind === 'diagram') {
+    // Layouts are computed on the server once per machine and may arrive after the actors that use them.
     diagrams.set(m.key, m.svg);
+    const kinds = new Set(
+      [...actors.values()].filter((a) => a.diagram === m.key || a.tasks?.diagram === m.key).map(kindOf),
+    );
+    for (const kind of kinds) renderPanel(kind);
   } else if (m.kind === 'runtime') {
     runtimes.set(m.runtime.label, m.runtime);
-    runtimeSection(m.runtime.label);
+    renderRuntimes();
   } else if (m.kind === 'actor') {
     actors.set(m.actor.key, m.actor);
     render(m.actor);
   } else if (m.kind === 'drop') {
-    drop(m.keys);
+    const kinds = new Set();
+    for (const key of m.keys) {
+      const a = actors.get(key);
+      if (a) kinds.add(a.diagram ? kindOf(a) : undefined);
+      actors.delete(key);
+      opened.delete(key);
+      main.querySelector(`article.actor[data-key="${CSS.escape(key)}"]`)?.remove();
+      main.querySelector(`.children span[data-key="${CSS.escape(key)}"]`)?.remove();
+    }
     if (m.runtime) {
       runtimes.delete(m.runtime);
-      main.querySelector(`section.runtime[data-runtime="${CSS.escape(m.runtime)}"]`)?.remove();
+      kinds.add('runtime');
     }
+    for (const kind of kinds) if (kind) renderPanel(kind);
   }
 }
 
