@@ -191,8 +191,8 @@ async function main(): Promise<void> {
   const installed = readdirSync(join(app, 'node_modules')).filter((d) => !d.startsWith('.'));
   console.log(`installed ${tarball} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 
-  await check('production install has no tsx, typescript, @types or pg', () => {
-    const extra = installed.filter((d) => ['tsx', 'typescript', '@types', 'pg', 'esbuild'].includes(d));
+  await check('production install has no tsx, typescript, @types, pg or elkjs', () => {
+    const extra = installed.filter((d) => ['tsx', 'typescript', '@types', 'pg', 'esbuild', 'elkjs'].includes(d));
     if (extra.length > 0) throw new Error(`unexpected packages: ${extra.join(', ')}`);
   });
 
@@ -236,6 +236,8 @@ async function main(): Promise<void> {
   });
 
   await check('(e) esbuild bundle serves the viewer page', async () => {
+    // The viewer's diagrams need the optional peer elkjs, as an app that serves the viewer installs it.
+    run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', 'elkjs@^0.12.1'], app, 300_000);
     write(
       join(app, 'viewer-app.mjs'),
       `import { createRuntime } from 'keel';

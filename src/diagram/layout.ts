@@ -1,3 +1,4 @@
+import { KeelError } from '../core/errors.js';
 import type { MachineGraph } from './graph.js';
 import { type Box, labelSize, stateSize, titleSize } from './measure.js';
 
@@ -112,10 +113,20 @@ const ROOT_OPTIONS: Record<string, string> = {
 let elk: Promise<Elk> | undefined;
 /** elkjs is large: loaded on the first layout, so importing keel does not pay for it. */
 function engine(): Promise<Elk> {
-  elk ??= import('elkjs/lib/elk.bundled.js').then((m) => {
-    const ELK = (m as unknown as { default: new () => Elk }).default;
-    return new ELK();
-  });
+  elk ??= import('elkjs/lib/elk.bundled.js').then(
+    (m) => {
+      const ELK = (m as unknown as { default: new () => Elk }).default;
+      return new ELK();
+    },
+    (error: unknown) => {
+      // An optional peer: only the diagrams need it, and it is 8 MB an app without the viewer should not carry.
+      throw new KeelError(
+        'MISSING_DEPENDENCY',
+        "machine diagrams need the package 'elkjs', which is not installed: run `npm i elkjs`",
+        { cause: error },
+      );
+    },
+  );
   return elk;
 }
 
