@@ -219,7 +219,7 @@ export interface FleetBreakers {
    * Reads the row of breaker `name` under a lock, lets `change` (a pure
    * function; `undefined` when the row does not exist yet) return the next row
    * or `undefined` to leave it, writes it, and resolves to the row as it now
-   * is. When the write moves `period`, the other processes are told (`watchBreakers`).
+   * is. When the write is news (`breakerNews`), the other processes are told (`watchBreakers`).
    */
   updateBreaker(
     name: string,
@@ -234,6 +234,15 @@ export interface FleetBreakers {
    * unknown). Returns the function that stops watching.
    */
   watchBreakers(onChange: (name: string | null | undefined) => void): () => void;
+}
+
+/**
+ * What other processes must hear of: the period moved (opened, closed), or the
+ * fleet's consecutive count started or ended (a process then knows whether its
+ * own closed-state successes can change the count, and sends them only then).
+ */
+export function breakerNews(before: FleetBreakerRow | undefined, after: FleetBreakerRow): boolean {
+  return after.period !== (before?.period ?? 0) || (after.failures === 0) !== ((before?.failures ?? 0) === 0);
 }
 
 /** True when `store` can share breaker state between processes. */

@@ -144,9 +144,10 @@ export class FleetLink {
 
   /** A closed-state success of this process: only worth a write when it can change the fleet's counts. */
   success(): void {
-    if (!this.joined) return;
+    // While the fleet's count is zero (and no rate is kept) a success changes nothing, now or carried later.
+    if (!this.joined || !this.successesMatter()) return;
     this.successes++;
-    if (this.flushTimer === undefined && this.successesMatter()) this.armFlush();
+    this.armFlush();
   }
 
   /**

@@ -1,4 +1,4 @@
-import type { FleetBreakerRow, FleetBreakers } from '../store.js';
+import { breakerNews, type FleetBreakerRow, type FleetBreakers } from '../store.js';
 import type { Listener } from './listen.js';
 
 /** A pooled connection, for the one transaction an update needs. */
@@ -45,7 +45,7 @@ export function postgresBreakers(o: PostgresBreakersOptions): FleetBreakers {
             return before;
           }
           await client.query(`UPDATE ${t} SET data = $2 WHERE name = $1`, [name, JSON.stringify(after)]);
-          if (after.period !== before?.period) await client.query('SELECT pg_notify($1, $2)', [o.channel, name]);
+          if (breakerNews(before, after)) await client.query('SELECT pg_notify($1, $2)', [o.channel, name]);
           await client.query('COMMIT');
           return after;
         } catch (error) {
