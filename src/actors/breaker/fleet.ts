@@ -52,8 +52,8 @@ const initialRow: FleetBreakerRow = {
  * - When the fleet trips, the period moves and every process hears it by
  *   NOTIFY (or by polling every `fleetSyncMs` while notifications are down).
  * - Half-open: a trial runs only once the store granted one of the period's
- *   `halfOpenMaxCalls` slots (a lease of `callTimeoutMs`, so a crashed
- *   process's slot comes back). A failed trial opens the next period for all;
+ *   `halfOpenMaxCalls` slots (a lease of `callTimeoutMs` plus
+ *   max(1 s, 10 × `fleetSyncMs`), so a crashed process's slot comes back). A failed trial opens the next period for all;
  *   `successThreshold` successful trials, counted for the fleet, close it.
  * - The store unreachable: the machine counts and trips locally
  *   (`fleet.lost`, bus `breaker.<name>.fleetLost`, `stats.fleet = 'local'`);
@@ -158,7 +158,9 @@ export class FleetLink {
   async claimTrial(): Promise<boolean | undefined> {
     if (!this.joined) return undefined;
     const now = this.host.clock.now();
-    const lease = now + (this.options.callTimeoutMs || this.options.resetTimeoutMs);
+    // The slot outlives the trial's timeout by the time its outcome takes to reach the store: a slot
+    // freed by expiry before the failed trial's next period is written would admit one trial too many.
+    const lease = now + (this.options.callTimeoutMs || this.options.resetTimeoutMs) + leaseMarginMs(this.options);
     const period = this.period;
     let granted = false;
     try {
@@ -436,6 +438,11 @@ export function applyBatch(
     changed = true;
   }
   return changed ? { ...row, failures: c.failures, window: c.window } : undefined;
+}
+
+/** How long a trial's slot outlives its timeout: long enough for its outcome to be written. */
+function leaseMarginMs(o: ResolvedBreakerOptions): number {
+  return Math.max(1000, 10 * o.fleetSyncMs);
 }
 
 function withoutOne(list: readonly number[], value: number): number[] {
