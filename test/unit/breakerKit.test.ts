@@ -15,7 +15,7 @@ function setup() {
 }
 
 /** A call that answers `value` after `ms` on the simulated clock. */
-const after =
+const later =
   <T>(clock: TestClock, ms: number, value: T) =>
   () =>
     new Promise<T>((resolve) => clock.setTimeout(() => resolve(value), ms));
@@ -32,7 +32,7 @@ describe('slow calls', () => {
     });
     for (let i = 0; i < 2; i++) expect(await sms.call(() => 'fast')).toBe('fast');
     for (let i = 0; i < 2; i++) {
-      const slow = sms.call(after(clock, 60, 'late'));
+      const slow = sms.call(later(clock, 60, 'late'));
       await clock.advance(60);
       // A slow answer is still the caller's answer.
       expect(await slow).toBe('late');
@@ -45,10 +45,10 @@ describe('slow calls', () => {
   it('counts slow calls without tripping when slowCallRate is not set, and fast ones are not slow', async () => {
     const { clock, rt } = setup();
     const sms = rt.breaker('sms', { slowCallMs: 50, failureRate: 0.5, minimumCalls: 1, windowSize: 2 });
-    const slow = sms.call(after(clock, 50, 1));
+    const slow = sms.call(later(clock, 50, 1));
     await clock.advance(50);
     await slow;
-    const fast = sms.call(after(clock, 49, 2));
+    const fast = sms.call(later(clock, 49, 2));
     await clock.advance(49);
     await fast;
     expect(sms.state).toBe('closed');
@@ -61,7 +61,7 @@ describe('slow calls', () => {
     await sms.call(() => Promise.reject(new Error('down'))).catch(() => {});
     await clock.advance(100);
     expect(sms.state).toBe('halfOpen');
-    const trial = sms.call(after(clock, 30, 'late'));
+    const trial = sms.call(later(clock, 30, 'late'));
     await clock.advance(30);
     expect(await trial).toBe('late');
     expect(sms.state).toBe('open');
@@ -71,7 +71,9 @@ describe('slow calls', () => {
     setup();
     expect(() => rt!.breaker('a', { slowCallRate: 0.5 })).toThrow(/slowCallRate.*needs slowCallMs/);
     expect(() => rt!.breaker('b', { slowCallMs: 100, callTimeoutMs: 100 })).toThrow(/'slowCallMs' must be below/);
-    expect(() => rt!.breaker('c', { slowCallRate: 2, slowCallMs: 10 })).toThrow(/'slowCallRate' must be a number in \(0, 1\], got 2/);
+    expect(() => rt!.breaker('c', { slowCallRate: 2, slowCallMs: 10 })).toThrow(
+      /'slowCallRate' must be a number in \(0, 1\], got 2/,
+    );
   });
 });
 
@@ -122,7 +124,9 @@ describe('bulkhead', () => {
 
   it('refuses bad bulkhead options', () => {
     setup();
-    expect(() => rt!.breaker('a', { maxConcurrent: 0 })).toThrow(/'maxConcurrent' must be an integer >= 1 or Infinity, got 0/);
+    expect(() => rt!.breaker('a', { maxConcurrent: 0 })).toThrow(
+      /'maxConcurrent' must be an integer >= 1 or Infinity, got 0/,
+    );
     expect(() => rt!.breaker('b', { maxQueued: 3 })).toThrow(/'maxQueued' needs maxConcurrent/);
     expect(() => rt!.breaker('c', { maxConcurrent: 1, maxQueued: -1 })).toThrow(/'maxQueued'.*got -1/);
   });
@@ -154,7 +158,10 @@ describe('call(fn, { retry, fallback })', () => {
       async () => {
         throw new Error(`fail ${++n}`);
       },
-      { retry: { initialDelayMs: 5, jitter: false, maxAttempts: 2 }, fallback: (e) => `fallback after ${(e as Error).message}` },
+      {
+        retry: { initialDelayMs: 5, jitter: false, maxAttempts: 2 },
+        fallback: (e) => `fallback after ${(e as Error).message}`,
+      },
     );
     await settle();
     await clock.advance(5);
@@ -197,7 +204,9 @@ describe('call(fn, { retry, fallback })', () => {
       )
       .catch((e) => e);
     expect(refused).toBeInstanceOf(CircuitOpenError);
-    const answered = await sms.call(() => 'never', { fallback: (e) => (e instanceof CircuitOpenError ? 'queued for later' : 'x') });
+    const answered = await sms.call(() => 'never', {
+      fallback: (e) => (e instanceof CircuitOpenError ? 'queued for later' : 'x'),
+    });
     expect(answered).toBe('queued for later');
     expect(ran).toBe(false);
   });
@@ -259,7 +268,11 @@ describe('dispose()', () => {
 describe('scope', () => {
   it("refuses scope 'fleet' on a store that cannot share it, and an unknown scope", () => {
     setup();
-    expect(() => rt!.breaker('sms', { scope: 'fleet' })).toThrow(/'scope' 'fleet' needs a store shared by processes \(postgresStore\); this runtime's store is memory/);
-    expect(() => rt!.breaker('sms', { scope: 'world' as never })).toThrow(/'scope' must be 'process' or 'fleet', got 'world'/);
+    expect(() => rt!.breaker('sms', { scope: 'fleet' })).toThrow(
+      /'scope' 'fleet' needs a store shared by processes \(postgresStore\); this runtime's store is memory/,
+    );
+    expect(() => rt!.breaker('sms', { scope: 'world' as never })).toThrow(
+      /'scope' must be 'process' or 'fleet', got 'world'/,
+    );
   });
 });
