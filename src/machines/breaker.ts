@@ -187,8 +187,12 @@ export const breakerMachine = setup({
     openDelay: ({ context }) => context.openMs,
   },
   guards: {
-    // One guard for the consecutive count and both rates: `trips` is what the fleet applies too.
-    tripsLocally: ({ context, event }) => {
+    // The rules live in `trips` (the fleet applies them too); split so the diagram names the reason.
+    reachesFailureThreshold: ({ context, event }) => {
+      const o = outcomeOf(event);
+      return !context.shared && o !== undefined && afterOutcome(context, o).failures >= context.failureThreshold;
+    },
+    exceedsRate: ({ context, event }) => {
       const o = outcomeOf(event);
       return !context.shared && o !== undefined && trips(context, afterOutcome(context, o));
     },
@@ -251,10 +255,13 @@ export const breakerMachine = setup({
       entry: 'startVisit',
       on: {
         'call.failure': [
-          { guard: 'tripsLocally', target: 'open', actions: 'countOutcome' },
+          { guard: 'reachesFailureThreshold', target: 'open', actions: 'countOutcome' },
+          // A failure can tip either rate (a slow share too, once the window holds minimumCalls).
+          { guard: 'exceedsRate', target: 'open', actions: 'countOutcome' },
           { actions: 'countOutcome' },
         ],
-        'call.slow': [{ guard: 'tripsLocally', target: 'open', actions: 'countOutcome' }, { actions: 'countOutcome' }],
+        // A slow call is a success: it ends a failure streak, and only a rate can trip on it.
+        'call.slow': [{ guard: 'exceedsRate', target: 'open', actions: 'countOutcome' }, { actions: 'countOutcome' }],
         'fleet.opened': { target: 'open', actions: 'adoptOpenMs' },
         isolate: { target: 'isolated' },
         // Already closed: forget the failures seen so far and the calls in flight, announce nothing (no state change).

@@ -14,6 +14,8 @@ describe('keel inspect', () => {
     const proc = spawn(process.execPath, ['bin/keel.js', 'inspect', '--port', '0', '--no-wait'], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
+      // No Postgres: the breaker scenario skips its fleet case (three runtimes more), so one runtime per scenario.
+      env: { ...process.env, KEEL_PG_URL: 'postgres://postgres@127.0.0.1:1/none' },
     });
     child = proc;
     let out = '';

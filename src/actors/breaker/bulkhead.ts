@@ -1,10 +1,9 @@
 import { KeelError } from '../../core/errors.js';
-import type { Guarded } from './calls.js';
 import type { ResolvedBreakerOptions } from './options.js';
 
 /** A call waiting for a bulkhead slot. */
 interface Waiting {
-  fn: Guarded<unknown>;
+  fn: (signal: AbortSignal) => unknown;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }
@@ -23,7 +22,7 @@ export class Bulkhead {
   }
 
   /** Queues `fn`; the promise settles with its call once a slot frees. */
-  wait(fn: Guarded<unknown>): Promise<unknown> {
+  wait(fn: (signal: AbortSignal) => unknown): Promise<unknown> {
     return new Promise((resolve, reject) => this.items.push({ fn, resolve, reject }));
   }
 

@@ -1,7 +1,17 @@
+import type { Clock } from '../../core/clock.js';
 import { CircuitOpenError, KeelError, NonRetryableError } from '../../core/errors.js';
 import { OptionReader } from '../../core/options.js';
 import { backoffMs, parseRetry, type RetryOptions, type RetryPolicy } from '../../core/retry.js';
-import type { Guarded, GuardedCalls } from './calls.js';
+
+/** What retries need of the breaker (an interface, so this file does not import `calls.ts`). */
+export interface Retried {
+  readonly name: string;
+  readonly clock: Clock;
+  readonly state: string;
+  readonly retryAfterMs: number;
+  countsAsFailure(error: unknown): boolean;
+  call<T>(fn: (signal: AbortSignal) => T | PromiseLike<T>): Promise<T>;
+}
 
 /** What `breaker.call(fn, options)` accepts besides the function. */
 export interface CallOptions<T> {
@@ -29,7 +39,11 @@ export const callRetryDefaults: RetryPolicy = {
 const CALL_OPTIONS = ['fallback', 'retry'];
 
 /** `breaker.call(fn, options)`: the plain call, retried and with a fallback. */
-export async function callWith<T>(b: GuardedCalls, fn: Guarded<T>, options: CallOptions<T>): Promise<T> {
+export async function callWith<T>(
+  b: Retried,
+  fn: (signal: AbortSignal) => T | PromiseLike<T>,
+  options: CallOptions<T>,
+): Promise<T> {
   const owner = `breaker('${b.name}').call`;
   const r = new OptionReader(owner, options, CALL_OPTIONS, 'a call option');
   const fallback = r.fn<(error: unknown) => T | PromiseLike<T>>('fallback', '(error) => value');
@@ -51,7 +65,7 @@ export async function callWith<T>(b: GuardedCalls, fn: Guarded<T>, options: Call
 }
 
 /** How long to wait before the next attempt after `error`, or undefined to stop retrying. */
-function retryWait(b: GuardedCalls, error: unknown, policy: RetryPolicy, attempt: number): number | undefined {
+function retryWait(b: Retried, error: unknown, policy: RetryPolicy, attempt: number): number | undefined {
   const refusal = refusalRetryAfter(error);
   if (refusal !== null) return refusal !== undefined && refusal <= policy.maxDelayMs ? refusal : undefined;
   if (error instanceof NonRetryableError) return undefined;

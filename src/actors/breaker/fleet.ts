@@ -1,3 +1,4 @@
+import type { ActorRefFrom } from 'xstate';
 import type { Clock } from '../../core/clock.js';
 import { describeError } from '../../core/json.js';
 import {
@@ -5,11 +6,11 @@ import {
   afterSuccesses,
   type BreakerEvent,
   type BreakerState,
+  type breakerMachine,
   type ClosedCounts,
   trips,
 } from '../../machines/breaker.js';
 import type { FleetBreakerRow, FleetBreakers } from '../../stores/store.js';
-import type { BreakerActor } from './calls.js';
 import type { ResolvedBreakerOptions } from './options.js';
 
 /** A closed-state outcome waiting to reach the fleet's counts, with the fleet period it happened in. */
@@ -90,7 +91,7 @@ export class FleetLink {
     private readonly name: string,
     private readonly options: ResolvedBreakerOptions,
     private readonly store: FleetBreakers,
-    private readonly actor: BreakerActor,
+    private readonly actor: ActorRefFrom<typeof breakerMachine>,
     private readonly host: FleetLinkHost,
   ) {
     const o = options;

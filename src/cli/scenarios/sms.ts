@@ -207,6 +207,7 @@ export async function demo(log: DemoLog): Promise<void> {
   const provider = await startProvider();
   const options = { failureThreshold: 3, callTimeoutMs: 300, resetTimeoutMs: 500, halfOpenMaxCalls: 1 };
   const service = await startService(rt, provider.url, options);
+  let outage = 'breaker: provider outage not finished';
   rt.bus.subscribe('breaker.sms.*', (p: any, e) =>
     log.line('breaker', `${e.type.split('.').pop()} (${p.state}, retry after ${p.retryAfterMs} ms)`),
   );
@@ -236,15 +237,16 @@ export async function demo(log: DemoLog): Promise<void> {
       last = (await postSms(service.url)).status;
     }
     log.line('service', `answers ${last} again; stats ${JSON.stringify(service.breaker.stats)}`);
-    log.summary(
-      `breaker: provider outage absorbed (${provider.received - before} provider calls for ${load.length + burst.length} requests), recovered to ${last}`,
-    );
+    outage = `breaker: provider outage absorbed (${provider.received - before} provider calls for ${load.length + burst.length} requests), recovered to ${last}`;
   } finally {
     await service.close();
     await provider.close();
     await rt.stop();
   }
-  await fleetDemo(log);
+  const fleet = await fleetDemo(log);
+  log.summary(
+    `${outage}; fleet of 3 runtimes: ${fleet ? `${fleet.calls} provider calls (bound ${fleet.bound})` : 'skipped (no Postgres)'}`,
+  );
 }
 
 /**
@@ -264,20 +266,23 @@ export async function fleetDemo(log: DemoLog, runMs = 2500): Promise<{ calls: nu
     resetTimeoutMs: 400,
     fleetSyncMs: 20,
   } as const;
+  // Probe with a bare store first: runtimes created for nothing would still show in the demo's viewer.
+  const probe = postgresStore({ connectionString: url, schema, poolSize: 1, connectTimeoutMs: 1000 });
+  try {
+    await probe.open();
+  } catch (error) {
+    log.line('fleet', `skipped: no Postgres at KEEL_PG_URL (${(error as Error).message.split(': ').pop()})`);
+    return undefined;
+  } finally {
+    await probe.close().catch(() => {});
+  }
   const runtimes = [0, 1, 2].map(() =>
     createRuntime({
       store: postgresStore({ connectionString: url, schema, poolSize: 2, connectTimeoutMs: 1000 }),
       onError: () => {},
     }),
   );
-  try {
-    await Promise.all(runtimes.map((rt) => rt.start()));
-  } catch (error) {
-    await Promise.all(runtimes.map((rt) => rt.stop().catch(() => {})));
-    log.line('fleet', `skipped: no Postgres at KEEL_PG_URL (${(error as Error).message.split(':').pop()?.trim()})`);
-    log.summary('breaker fleet: skipped (no Postgres reachable; set KEEL_PG_URL)');
-    return undefined;
-  }
+  await Promise.all(runtimes.map((rt) => rt.start()));
   const provider = await startProvider();
   provider.mode = 'slow';
   let opens = 0;
@@ -308,9 +313,6 @@ export async function fleetDemo(log: DemoLog, runMs = 2500): Promise<{ calls: nu
     log.line(
       'fleet',
       `provider saw ${provider.received} calls in ${runMs} ms over ${opens} open periods; bound failureThreshold + halfOpenMaxCalls per period + one per runtime for the sync delay = ${bound}`,
-    );
-    log.summary(
-      `breaker fleet: ${provider.received} provider calls from 3 runtimes over ${opens} open periods (bound ${bound})`,
     );
     return { calls: provider.received, bound };
   } finally {
