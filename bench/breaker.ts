@@ -9,7 +9,7 @@
  */
 import { ConsecutiveBreaker, circuitBreaker, handleAll } from 'cockatiel';
 import opossumImport from 'opossum';
-import { createRuntime } from '../src/index.js';
+import { createRuntime, postgresStore } from '../src/index.js';
 import { compare, compareHeap, type TableRow } from './harness.js';
 
 // CommonJS-typed: at runtime the default import is the class itself.
@@ -98,6 +98,8 @@ export async function run(): Promise<TableRow[]> {
       })),
     );
 
+    rows.push(...(await fleetRows(cockatiel, cockatielFn, cockatielOpen, fn)));
+
     // Memory: each measuring round gets a fresh runtime, so names do not repeat. The harness
     // may still hold the last object of a round when the next round starts, and one breaker
     // reaches its whole runtime; so each breaker sits in a holder (counted: ~16 bytes) that
@@ -134,4 +136,76 @@ export async function run(): Promise<TableRow[]> {
     for (const b of opossums) b.shutdown();
     await rt.stop();
   }
+}
+
+/**
+ * A `scope: 'fleet'` breaker on Postgres (issue #18): closed calls never wait
+ * on the store, and refusals are local once the open reached the process.
+ * Skipped (no rows) when Postgres is not reachable at KEEL_PG_URL.
+ */
+async function fleetRows(
+  cockatiel: { execute: (f: () => Promise<number>) => Promise<number> },
+  cockatielFn: () => Promise<number>,
+  cockatielOpen: { execute: (f: () => Promise<number>) => Promise<number> },
+  fn: () => Promise<number>,
+): Promise<TableRow[]> {
+  const url = process.env.KEEL_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+  const schema = `keel_bench_fleet_${process.pid}`;
+  const rt = createRuntime({
+    store: postgresStore({ connectionString: url, schema, poolSize: 2, connectTimeoutMs: 1000 }),
+  });
+  try {
+    await rt.start();
+  } catch {
+    console.log('breaker bench: no Postgres reachable, fleet rows skipped');
+    await rt.stop().catch(() => {});
+    return [];
+  }
+  const rows: TableRow[] = [];
+  try {
+    const closed = rt.breaker('fleet-closed', { scope: 'fleet' });
+    const open = rt.breaker('fleet-open', {
+      scope: 'fleet',
+      failureThreshold: 1,
+      resetTimeoutMs: HOUR,
+      fleetSyncMs: 1,
+    });
+    while (closed.stats.fleet !== 'joined' || open.stats.fleet !== 'joined') await new Promise((r) => setTimeout(r, 5));
+    await open
+      .call(async () => {
+        throw new Error('down');
+      })
+      .catch(noop);
+    while (open.state !== 'open') await new Promise((r) => setTimeout(r, 5));
+    let reachedFleet = 0;
+    const fleetFn = async () => {
+      reachedFleet++;
+      return 42;
+    };
+    rows.push(
+      ...(await compare({
+        name: "call, closed (keel: scope 'fleet' on Postgres)",
+        keel: () => closed.call(fleetFn),
+        vs: { cockatiel: () => cockatiel.execute(cockatielFn) },
+        target: { cockatiel: 1.0 },
+        check: () => check('keel fleet', reachedFleet > 0 && closed.stats.successes === reachedFleet),
+      })),
+    );
+    rows.push(
+      ...(await compare({
+        name: "call, open (refused; keel: scope 'fleet' on Postgres)",
+        keel: () => open.call(fn).catch(noop),
+        vs: { cockatiel: () => cockatielOpen.execute(fn).catch(noop) },
+        target: { cockatiel: 5 },
+        check: () => check('keel fleet', open.stats.rejections > 0 && open.state === 'open'),
+      })),
+    );
+  } finally {
+    await rt.stop();
+    const pg = (await import('pg')).default;
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).finally(() => client.end());
+  }
+  return rows;
 }

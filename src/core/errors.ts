@@ -16,7 +16,8 @@ export type KeelErrorCode =
   | 'STEP_TIMEOUT'
   | 'SAGA_NOT_OWNED'
   | 'SAGA_VERSION_MISMATCH'
-  | 'MISSING_DEPENDENCY';
+  | 'MISSING_DEPENDENCY'
+  | 'BULKHEAD_FULL';
 
 /** Every code keel throws, for exhaustive handling and the test that keeps this list true. */
 export const KEEL_ERROR_CODES: readonly KeelErrorCode[] = [
@@ -37,6 +38,7 @@ export const KEEL_ERROR_CODES: readonly KeelErrorCode[] = [
   'SAGA_NOT_OWNED',
   'SAGA_VERSION_MISMATCH',
   'MISSING_DEPENDENCY',
+  'BULKHEAD_FULL',
 ];
 
 /** Base class of every error keel creates; `code` says what went wrong. */

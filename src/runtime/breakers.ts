@@ -9,6 +9,7 @@ import {
 import type { RuntimeParts } from './parts.js';
 
 export type { Breaker } from '../actors/breaker/breaker.js';
+export type { CallOptions } from '../actors/breaker/callOptions.js';
 export type { BreakerStats, Guarded } from '../actors/breaker/calls.js';
 export type { BreakerOptions } from '../actors/breaker/options.js';
 export type { BreakerState } from '../machines/breaker.js';
@@ -32,7 +33,11 @@ export function breakerFor(rt: RuntimeParts, name: string, options?: BreakerOpti
     if (resolved) checkSameOptions(existing.options, resolved);
     return existing;
   }
-  const { breaker, component } = createBreaker(rt.host, name, resolved ?? resolveBreakerOptions(name));
+  const map = registry;
+  const { breaker, component } = createBreaker(rt.host, name, resolved ?? resolveBreakerOptions(name), () => {
+    // Only this breaker: a new one of the same name may already be registered.
+    if (map.get(name) === breaker) map.delete(name);
+  });
   rt.addComponent(component);
   registry.set(name, breaker);
   return breaker;

@@ -192,3 +192,60 @@ export function isTransactional(store: Store): store is Store & Transactional {
 export function isBusBridge(store: Store): store is Store & BusBridge {
   return typeof (store as Partial<BusBridge>).bridgeBus === 'function';
 }
+
+/**
+ * One fleet breaker's shared state (issue #18), as `FleetBreakers` keeps it.
+ * `period` grows at every open and every close, so an outcome or a trial
+ * claim of an earlier period can be told apart and dropped.
+ */
+export interface FleetBreakerRow {
+  period: number;
+  state: 'closed' | 'open';
+  /** Epoch ms (the writer's clock) when the open period began, and its length. */
+  openedAt: number;
+  openMs: number;
+  /** The fleet's closed-state counts: consecutive failures and the rate window (machine encoding). */
+  failures: number;
+  window: string;
+  /** Lease ends of the trial calls claimed in this open period and still running. */
+  trials: number[];
+  /** Successful trials in this open period. */
+  successes: number;
+}
+
+/** A store that keeps breaker state shared by every process on it (`scope: 'fleet'`). */
+export interface FleetBreakers {
+  /**
+   * Reads the row of breaker `name` under a lock, lets `change` (a pure
+   * function; `undefined` when the row does not exist yet) return the next row
+   * or `undefined` to leave it, writes it, and resolves to the row as it now
+   * is. When the write is news (`breakerNews`), the other processes are told (`watchBreakers`).
+   */
+  updateBreaker(
+    name: string,
+    change: (row: FleetBreakerRow | undefined) => FleetBreakerRow | undefined,
+  ): Promise<FleetBreakerRow | undefined>;
+  /** The row of breaker `name`, read without a lock. */
+  readBreaker(name: string): Promise<FleetBreakerRow | undefined>;
+  /**
+   * Calls `onChange(name)` when another process moved a breaker's period;
+   * `onChange(null)` when notifications stopped (poll meanwhile) and
+   * `onChange(undefined)` when they resumed (what was sent meanwhile is
+   * unknown). Returns the function that stops watching.
+   */
+  watchBreakers(onChange: (name: string | null | undefined) => void): () => void;
+}
+
+/**
+ * What other processes must hear of: the period moved (opened, closed), or the
+ * fleet's consecutive count started or ended (a process then knows whether its
+ * own closed-state successes can change the count, and sends them only then).
+ */
+export function breakerNews(before: FleetBreakerRow | undefined, after: FleetBreakerRow): boolean {
+  return after.period !== (before?.period ?? 0) || (after.failures === 0) !== ((before?.failures ?? 0) === 0);
+}
+
+/** True when `store` can share breaker state between processes. */
+export function isFleetBreakers(store: Store): store is Store & FleetBreakers {
+  return typeof (store as Partial<FleetBreakers>).updateBreaker === 'function';
+}

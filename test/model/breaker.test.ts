@@ -22,8 +22,9 @@ const settings: BreakerSettings = {
   name: 'sms',
   failureThreshold: 2,
   failureRate: 0.5,
+  slowCallRate: 0.5,
   minimumCalls: 2,
-  windowSize: 3,
+  windowSize: 2,
   resetTimeoutMs: 100,
   maxResetTimeoutMs: 200,
   backoffMultiplier: 2,
@@ -34,17 +35,27 @@ const settings: BreakerSettings = {
 const always: BreakerEvent[] = [
   { type: 'call.failure', successesBefore: 0 },
   { type: 'call.failure', successesBefore: 1 },
+  { type: 'call.slow', successesBefore: 0 },
+  { type: 'call.slow', successesBefore: 1 },
   { type: 'trial.start' },
   { type: 'isolate' },
   { type: 'reset' },
+  // What the fleet link sends (src/actors/breaker/fleet.ts); the driver sends them as it would.
+  { type: 'fleet.opened', openMs: 150 },
+  { type: 'fleet.closed' },
+  { type: 'fleet.lost' },
+  { type: 'fleet.joined' },
 ];
+const slowCallMs = 20;
 const outcomes: BreakerEvent[] = [{ type: 'trial.success' }, { type: 'trial.failure' }, { type: 'trial.release' }];
 const openTimer = { type: 'xstate.after.openDelay.breaker.open' };
 
 // `visit` only grows: it stays out of the state key, so the graph stays finite.
+// The closed-state counts are kept, unused, until the next close clears them: outside closed they
+// stay out of the key too (else every open, halfOpen and isolated state repeats per window).
 const withoutVisit = (s: AnyMachineSnapshot) => {
-  const { visit: _visit, ...context } = s.context as BreakerContext;
-  return JSON.stringify({ value: s.value, context });
+  const { visit: _visit, failures, window, ...context } = s.context as BreakerContext;
+  return JSON.stringify({ value: s.value, context, ...(s.value === 'closed' ? { failures, window } : {}) });
 };
 
 const plan = planPaths(breakerMachine, {
@@ -91,7 +102,12 @@ function driverFor(failWith: 'rejection' | 'timeout', turns = false): { driver: 
   runtimes.push(rt);
   const callTimeoutMs = failWith === 'timeout' ? 50 : 0;
   const { name, ...options } = settings;
-  const sms = rt.breaker(name, { ...options, callTimeoutMs, isFailure: (e) => !(e instanceof Ignored) });
+  const sms = rt.breaker(name, {
+    ...options,
+    slowCallMs,
+    callTimeoutMs,
+    isFailure: (e) => !(e instanceof Ignored),
+  });
   const published: string[] = [];
   rt.bus.subscribe('breaker.sms.*', (_p, e) => {
     published.push(e.type);
@@ -126,6 +142,20 @@ function driverFor(failWith: 'rejection' | 'timeout', turns = false): { driver: 
         case 'call.failure':
           for (let i = 0; i < event.successesBefore; i++) expect(await sms.call(() => 'fine')).toBe('fine');
           await failOnce();
+          return;
+        case 'call.slow': {
+          for (let i = 0; i < event.successesBefore; i++) expect(await sms.call(() => 'fine')).toBe('fine');
+          const slow = sms.call(() => new Promise((resolve) => clock.setTimeout(() => resolve('late'), slowCallMs)));
+          await clock.advance(slowCallMs);
+          expect(await slow).toBe('late');
+          return;
+        }
+        case 'fleet.opened':
+        case 'fleet.closed':
+        case 'fleet.lost':
+        case 'fleet.joined':
+          sms.actor.send(event);
+          await settle();
           return;
         case 'trial.start': {
           let invoked = false;
@@ -170,7 +200,10 @@ function driverFor(failWith: 'rejection' | 'timeout', turns = false): { driver: 
     async check(expected) {
       const context = expected.context as BreakerContext;
       const actual = sms.actor.getSnapshot().context;
-      expect({ ...actual, visit: 0 }).toEqual({ ...context, visit: 0 });
+      // Outside closed the closed-state counts are not part of the state (see withoutVisit).
+      const key = (c: BreakerContext) =>
+        expected.value === 'closed' ? { ...c, visit: 0 } : { ...c, visit: 0, failures: 0, window: '' };
+      expect(key(actual)).toEqual(key(context));
       const entered = previous !== undefined && previous.value !== expected.value;
       // A new visit with every mode entered and every reset, and none otherwise.
       const resets = expected.value === 'closed' && lastEvent === 'reset';

@@ -51,7 +51,16 @@ class Reference {
   successes = 0;
   period = 0;
   held: Held[] = [];
-  stats = { calls: 0, successes: 0, failures: 0, timeouts: 0, rejections: 0, ignoredErrors: 0 };
+  stats = {
+    calls: 0,
+    successes: 0,
+    failures: 0,
+    timeouts: 0,
+    rejections: 0,
+    ignoredErrors: 0,
+    slowCalls: 0,
+    bulkheadRejections: 0,
+  };
 
   constructor(readonly o: Options) {
     this.openMs = o.resetTimeoutMs;

@@ -436,6 +436,8 @@ describe('registry, inspection and lifecycle', () => {
       timeouts: 0,
       rejections: 1,
       ignoredErrors: 0,
+      slowCalls: 0,
+      bulkheadRejections: 0,
       inFlight: 0,
     });
   });

@@ -1,8 +1,11 @@
 import { createActor } from 'xstate';
-import { KeelError } from '../../core/errors.js';
+import { invalidOptions, KeelError } from '../../core/errors.js';
 import { type BreakerSettings, type BreakerState, breakerMachine } from '../../machines/breaker.js';
+import { isFleetBreakers } from '../../stores/store.js';
 import type { Component, Host } from '../host.js';
+import type { CallOptions } from './callOptions.js';
 import { type BreakerActor, type BreakerStats, type Guarded, GuardedCalls } from './calls.js';
+import { FleetLink } from './fleet.js';
 import type { ResolvedBreakerOptions } from './options.js';
 
 /** A circuit breaker guarding calls to one dependency (DESIGN.md, "Circuit breaker"). */
@@ -17,8 +20,12 @@ export interface Breaker {
    * first parameter, `vi.fn().mockImplementation(...)`) gets a shared signal
    * that never aborts: creating an `AbortSignal` costs ~3 µs in Node 20, about
    * ten times the rest of a call.
+   *
+   * With `options`: `retry` retries failures while the circuit is closed and
+   * waits out a refusal only up to `retry.maxDelayMs`; `fallback(error)`
+   * answers instead of a refusal or a failure (`callOptions.ts`).
    */
-  call<T>(fn: Guarded<T>): Promise<T>;
+  call<T>(fn: Guarded<T>, options?: CallOptions<T>): Promise<T>;
   /** `'closed' | 'open' | 'halfOpen' | 'isolated'`, read from the actor. */
   readonly state: BreakerState;
   /**
@@ -28,7 +35,7 @@ export interface Breaker {
    * `resetTimeoutMs`); `Infinity` while isolated (wait for `breaker.<name>.closed`).
    */
   readonly retryAfterMs: number;
-  /** Counts of calls, successes, failures, timeouts, rejections since creation. */
+  /** Counts of calls, successes, failures, timeouts, rejections, slow calls, bulkhead refusals since creation. */
   readonly stats: BreakerStats;
   /** Forces the circuit open (state `isolated`) until `reset()`. */
   isolate(): void;
@@ -36,10 +43,12 @@ export interface Breaker {
   reset(): void;
   /** The breaker's XState actor (system id `breaker.<name>`). */
   readonly actor: BreakerActor;
+  /** Stops the actor, frees its timers and the fleet link, refuses later calls; the runtime forgets the name. */
+  dispose(): void;
 }
 
 /** What a breaker needs of its runtime. */
-export type BreakerHost = Pick<Host, 'clock' | 'report' | 'state' | 'system'>;
+export type BreakerHost = Pick<Host, 'clock' | 'report' | 'state' | 'system' | 'store' | 'publish'>;
 
 /**
  * Creates the breaker `name` with resolved options: its machine runs as actor
@@ -49,12 +58,41 @@ export function createBreaker(
   host: BreakerHost,
   name: string,
   opts: ResolvedBreakerOptions,
+  onDispose: () => void = () => {},
 ): { breaker: GuardedCalls; component: Component } {
+  const store = host.store;
+  if (opts.scope === 'fleet' && !isFleetBreakers(store)) {
+    throw invalidOptions(
+      `breaker('${name}')`,
+      'scope',
+      `'fleet' needs a store shared by processes (postgresStore); this runtime's store is ${store.kind}`,
+    );
+  }
   const actor = startActor(host, `breaker.${name}`, settingsOf(opts));
-  const breaker = new GuardedCalls(name, opts, actor, host.clock, (error, detail) => host.report(error, detail));
+  const breaker = new GuardedCalls(
+    name,
+    opts,
+    actor,
+    host.clock,
+    (error, detail) => host.report(error, detail),
+    () => {
+      stopActor(actor);
+      onDispose();
+    },
+  );
+  if (opts.scope === 'fleet' && isFleetBreakers(store)) {
+    breaker.fleet = new FleetLink(name, opts, store, actor, {
+      clock: host.clock,
+      publish: (topic, payload) => host.publish(topic, payload, { source: `breaker.${name}` }),
+      report: (error, detail) => host.report(error, detail),
+      openedAt: (at) => breaker.openedAt(at),
+    });
+  }
   const component: Component = {
     kind: 'breaker',
     name,
+    // The fleet link needs the open store; until then the breaker counts locally.
+    start: async () => breaker.fleet?.start(),
     stop: async () => {
       breaker.stop();
       stopActor(actor);
@@ -91,6 +129,7 @@ function settingsOf(o: ResolvedBreakerOptions): BreakerSettings {
     name: o.name,
     failureThreshold: o.failureThreshold,
     failureRate: o.failureRate,
+    slowCallRate: o.slowCallRate,
     minimumCalls: o.minimumCalls,
     windowSize: o.windowSize,
     resetTimeoutMs: o.resetTimeoutMs,

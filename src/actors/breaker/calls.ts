@@ -2,7 +2,10 @@ import type { ActorRefFrom } from 'xstate';
 import type { Clock } from '../../core/clock.js';
 import { CallTimeoutError, CircuitOpenError, KeelError, type RefusingState } from '../../core/errors.js';
 import type { BreakerEvent, BreakerState, breakerMachine } from '../../machines/breaker.js';
+import { Bulkhead, bulkheadFull } from './bulkhead.js';
+import { type CallOptions, callWith } from './callOptions.js';
 import { type Deadline, Deadlines, UNSTAMPED } from './deadlines.js';
+import type { FleetLink } from './fleet.js';
 import type { ResolvedBreakerOptions } from './options.js';
 
 /** The breaker's actor. */
@@ -27,6 +30,12 @@ export interface BreakerStats {
   ignoredErrors: number;
   /** Admitted calls not finished yet. */
   inFlight: number;
+  /** Successful calls at least `slowCallMs` slow (also counted in `successes`). */
+  slowCalls: number;
+  /** Calls refused by the bulkhead (`maxConcurrent` running and `maxQueued` waiting): `BULKHEAD_FULL`. */
+  bulkheadRejections: number;
+  /** Fleet scope only: `joined` while the fleet's shared state rules, `local` while the store is out of reach (or not open yet). */
+  fleet?: 'joined' | 'local';
 }
 
 // A call with no timeout and no use for a signal shares this one; it never aborts.
@@ -51,6 +60,8 @@ class TimedCall implements Deadline {
     /** The machine's `visit` when the call started. */
     readonly visit: number,
     readonly controller: AbortController | undefined,
+    /** When the call started, if slow calls are measured (else 0). */
+    readonly started: number,
   ) {}
 
   expire(): void {
@@ -68,7 +79,7 @@ class TimedCall implements Deadline {
     this.breaker.deadlines?.remove(this);
     this.breaker.finished(this);
     if (ok) {
-      this.breaker.succeeded(this.trial, this.visit);
+      this.breaker.succeeded(this.trial, this.visit, this.started);
       this.resolve(value);
     } else {
       this.breaker.failed(value, this.trial, this.visit);
@@ -95,10 +106,18 @@ export class GuardedCalls {
   /** ...and the visit they belong to: a failure of another visit does not carry them. */
   private successesVisit = 0;
   /** When the open period numbered `openedVisit` began: the machine has no clock. */
-  private openedAt = 0;
+  private openStart = 0;
   private openedVisit = -1;
-  /** Set by `stop()`: the runtime is stopping, which the machine does not model. */
-  private stopped = false;
+  /** Set by `stop()` or `dispose()`: the runtime is stopping (or the breaker went), which the machine does not model. */
+  private stopped: 'runtime' | 'disposed' | undefined;
+  /** Fleet scope: the link to the shared state (set once created). */
+  fleet: FleetLink | undefined;
+  /** Calls waiting for a bulkhead slot (created with the first that waits). */
+  private bulkhead: Bulkhead | undefined;
+  /** Measures slow calls: reads the clock at each call's start and end. */
+  private readonly measuresSlow: boolean;
+  /** Slow calls move the circuit (`slowCallRate`), else they are only counted. */
+  private readonly slowCounts: boolean;
   /** Timed trials in flight (deadline data): when the earliest of this visit ends, a slot frees. */
   private trialCalls: TimedCall[] | undefined;
   private readonly counts = {
@@ -109,15 +128,23 @@ export class GuardedCalls {
     rejections: 0,
     ignoredErrors: 0,
     inFlight: 0,
+    slowCalls: 0,
+    bulkheadRejections: 0,
   };
 
   constructor(
     readonly name: string,
     readonly options: ResolvedBreakerOptions,
     readonly actor: BreakerActor,
-    private readonly clock: Clock,
+    /** @internal the runtime's clock (retries wait on it). */
+    readonly clock: Clock,
     private readonly report: (error: unknown, detail: string) => void,
-  ) {}
+    /** Called once by `dispose()` (the registry forgets the name, the actor stops). */
+    private readonly onDispose: () => void = () => {},
+  ) {
+    this.measuresSlow = options.slowCallMs !== Number.POSITIVE_INFINITY;
+    this.slowCounts = options.slowCallRate !== undefined;
+  }
 
   /** The machine's current mode. */
   get state(): BreakerState {
@@ -134,8 +161,9 @@ export class GuardedCalls {
         // Opened by an event sent straight to the actor: its start is unknown, so the whole period.
         if (snap.context.visit !== this.openedVisit) return snap.context.openMs;
         // At least 1: the trial is allowed only once the timer has fired.
-        return Math.max(1, this.openedAt + snap.context.openMs - this.clock.now());
+        return Math.max(1, this.openStart + snap.context.openMs - this.clock.now());
       case 'halfOpen':
+        if (this.fleet?.joined) return this.fleet.trialRetryAfterMs() ?? 0;
         return snap.can(TRIAL_START) ? 0 : this.trialSlotFreesIn(snap.context.visit);
       default:
         return Number.POSITIVE_INFINITY;
@@ -144,15 +172,19 @@ export class GuardedCalls {
 
   /** A copy of the statistics. */
   get stats(): BreakerStats {
-    return { state: this.state, ...this.counts };
+    const stats: BreakerStats = { state: this.state, ...this.counts };
+    if (this.fleet) stats.fleet = this.fleet.joined ? 'joined' : 'local';
+    return stats;
   }
 
-  /** Runs `fn` through the breaker. */
-  call<T>(fn: Guarded<T>): Promise<T> {
+  /** Runs `fn` through the breaker; `options` adds retries and a fallback (`callOptions.ts`). */
+  call<T>(fn: Guarded<T>, options?: CallOptions<T>): Promise<T> {
+    if (options !== undefined) return callWith(this, fn, options);
     this.counts.calls++;
     if (typeof fn !== 'function') {
       return Promise.reject(new KeelError('INVALID_OPTIONS', `breaker('${this.name}').call: expects a function`));
     }
+    if (this.counts.inFlight >= this.options.maxConcurrent && !this.stopped) return this.queue(fn);
     return this.admit(fn);
   }
 
@@ -164,12 +196,65 @@ export class GuardedCalls {
   /** Forces the circuit closed and forgets failures; calls started before it no longer count (a new visit). */
   reset(): void {
     this.send(RESET);
+    this.fleet?.reset();
   }
 
   /** The runtime is stopping: refuse new calls; calls in flight finish or time out, then the timer is released. */
   stop(): void {
-    this.stopped = true;
+    this.stopped ??= 'runtime';
     this.deadlines?.close();
+    this.fleet?.stop();
+    this.bulkhead?.refuseAll(() => this.stoppedError());
+  }
+
+  /**
+   * Stops the breaker for good: new calls are refused, waiting ones too, the
+   * fleet link and the timers are freed (a call still in flight keeps its
+   * deadline timer until it ends), the actor stops and the runtime forgets
+   * the name, so `rt.breaker(name)` creates a new one.
+   */
+  dispose(): void {
+    if (this.stopped === 'disposed') return;
+    this.stop();
+    this.stopped = 'disposed';
+    this.onDispose();
+  }
+
+  /** @internal the error `isFailure` counts (a throwing `isFailure` counts, and is reported). */
+  countsAsFailure(error: unknown): boolean {
+    const isFailure = this.options.isFailure;
+    if (!isFailure) return true;
+    try {
+      return isFailure(error) !== false;
+    } catch (e) {
+      this.report(e, `breaker('${this.name}'): isFailure threw; the error counts as a failure`);
+      return true;
+    }
+  }
+
+  /** Waits for a bulkhead slot, or refuses with `BULKHEAD_FULL` when `maxQueued` wait already. */
+  private queue<T>(fn: Guarded<T>): Promise<T> {
+    const bulkhead = (this.bulkhead ??= new Bulkhead());
+    if (bulkhead.size >= this.options.maxQueued) {
+      this.counts.bulkheadRejections++;
+      return Promise.reject(bulkheadFull(this.name, this.options, this.deadlines?.earliest(), this.clock.now()));
+    }
+    return bulkhead.wait(fn) as Promise<T>;
+  }
+
+  /** A slot freed: the longest-waiting call runs (or is refused by the circuit). */
+  private freed(): void {
+    const next = this.bulkhead?.take();
+    if (next) this.admit(next.fn).then(next.resolve, next.reject);
+  }
+
+  private stoppedError(): KeelError {
+    return new KeelError(
+      'RUNTIME_STOPPED',
+      this.stopped === 'disposed'
+        ? `breaker('${this.name}').call: the breaker was disposed`
+        : `breaker('${this.name}').call: the runtime was stopped`,
+    );
   }
 
   private admit<T>(fn: Guarded<T>): Promise<T> {
@@ -183,9 +268,21 @@ export class GuardedCalls {
     this.actor.send(TRIAL_START);
     const after = this.actor.getSnapshot();
     if (after.context.visit === snap.context.visit && after.context.trials > snap.context.trials) {
+      if (this.fleet?.joined) return this.claimThenRun(fn, snap.context.visit);
       return this.run(fn, true, snap.context.visit);
     }
     return this.refuse(after.value as BreakerState);
+  }
+
+  /** Fleet scope: the machine gave a local slot; the trial runs only if the fleet grants one of its own. */
+  private async claimThenRun<T>(fn: Guarded<T>, visit: number): Promise<T> {
+    const granted = await (this.fleet as FleetLink).claimTrial();
+    if (granted === false) {
+      this.tell(TRIAL_RELEASE, visit);
+      return this.refuse(this.state === 'closed' ? 'open' : this.state);
+    }
+    // Granted, or the store is out of reach and this process decides alone.
+    return this.run(fn, true, visit);
   }
 
   // After rt.stop() the actor is gone; an event arriving later has nothing left to change.
@@ -206,15 +303,13 @@ export class GuardedCalls {
     const after = this.actor.getSnapshot();
     if (after.value === 'open' && after.context.visit !== this.openedVisit) {
       this.openedVisit = after.context.visit;
-      this.openedAt = this.clock.now();
+      this.openStart = this.clock.now();
     }
   }
 
   // `mode` is only 'closed' when stopped, which is refused first.
   private refuse(mode: BreakerState): Promise<never> {
-    if (this.stopped) {
-      return Promise.reject(new KeelError('RUNTIME_STOPPED', `breaker('${this.name}').call: the runtime was stopped`));
-    }
+    if (this.stopped) return Promise.reject(this.stoppedError());
     this.counts.rejections++;
     const retryAfterMs = this.retryAfterMs;
     const state = mode as RefusingState;
@@ -232,7 +327,7 @@ export class GuardedCalls {
     if (timeoutMs === 0) return this.runUntimed(fn, trial, visit);
     // An AbortSignal costs ~3 µs to create (Node 20), ten times the rest of a call: only when fn takes one.
     const controller = this.wantsSignal(fn) ? new AbortController() : undefined;
-    const call = new TimedCall(this, trial, visit, controller);
+    const call = new TimedCall(this, trial, visit, controller, this.measuresSlow ? this.clock.now() : 0);
     if (trial) (this.trialCalls ??= []).push(call);
     const promise = new Promise<T>((resolve, reject) => {
       call.resolve = resolve;
@@ -271,6 +366,7 @@ export class GuardedCalls {
   }
 
   private async runUntimed<T>(fn: Guarded<T>, trial: boolean, visit: number): Promise<T> {
+    const started = this.measuresSlow ? this.clock.now() : 0;
     let value: T;
     try {
       value = await fn(NEVER);
@@ -278,16 +374,26 @@ export class GuardedCalls {
       this.failed(error, trial, visit);
       throw error;
     }
-    this.succeeded(trial, visit);
+    this.succeeded(trial, visit, started);
     return value;
   }
 
-  /** @internal a call finished in time. */
-  succeeded(trial: boolean, visit: number): void {
+  /** @internal a call finished in time; `started` is when, if slow calls are measured. */
+  succeeded(trial: boolean, visit: number, started: number): void {
     this.counts.inFlight--;
     this.counts.successes++;
+    if (this.measuresSlow && this.clock.now() - started >= this.options.slowCallMs) {
+      this.counts.slowCalls++;
+      if (this.slowCounts) {
+        this.slow(trial, visit);
+        if (this.bulkhead) this.freed();
+        return;
+      }
+    }
+    if (this.bulkhead) this.freed();
     if (trial) {
       this.tell(TRIAL_SUCCESS, visit);
+      this.fleet?.trialSucceeded();
       return;
     }
     // Visits only grow: a success of a later visit starts a new count, one of an earlier visit is stale.
@@ -297,14 +403,34 @@ export class GuardedCalls {
       this.successesBefore = 0;
     }
     this.successesBefore++;
+    this.fleet?.success();
+  }
+
+  /** A slow success that counts: in closed a `W` in the window; as a trial, the provider is still unwell. */
+  private slow(trial: boolean, visit: number): void {
+    if (trial) {
+      this.trialFailed(visit);
+      return;
+    }
+    let successesBefore = 0;
+    if (visit === this.successesVisit) {
+      successesBefore = this.successesBefore;
+      this.successesBefore = 0;
+    }
+    if (this.fleet && this.inClosedVisit(visit)) this.fleet.record('W');
+    this.tell({ type: 'call.slow', successesBefore }, visit);
   }
 
   /** @internal a call threw or rejected. */
   failed(error: unknown, trial: boolean, visit: number): void {
     this.counts.inFlight--;
+    if (this.bulkhead) this.freed();
     if (!this.countsAsFailure(error)) {
       this.counts.ignoredErrors++;
-      if (trial) this.tell(TRIAL_RELEASE, visit);
+      if (trial) {
+        this.tell(TRIAL_RELEASE, visit);
+        this.fleet?.trialReleased();
+      }
       return;
     }
     this.counts.failures++;
@@ -324,12 +450,13 @@ export class GuardedCalls {
     this.counts.inFlight--;
     this.counts.failures++;
     this.counts.timeouts++;
+    if (this.bulkhead) this.freed();
     this.countedFailure(call.trial, call.visit);
   }
 
   private countedFailure(trial: boolean, visit: number): void {
     if (trial) {
-      this.tell(TRIAL_FAILURE, visit);
+      this.trialFailed(visit);
       return;
     }
     let successesBefore = 0;
@@ -337,18 +464,30 @@ export class GuardedCalls {
       successesBefore = this.successesBefore;
       this.successesBefore = 0;
     }
+    if (this.fleet && this.inClosedVisit(visit)) this.fleet.record('F');
     this.tell({ type: 'call.failure', successesBefore }, visit);
   }
 
-  private countsAsFailure(error: unknown): boolean {
-    const isFailure = this.options.isFailure;
-    if (!isFailure) return true;
-    try {
-      return isFailure(error) !== false;
-    } catch (e) {
-      this.report(e, `breaker('${this.name}'): isFailure threw; the error counts as a failure`);
-      return true;
-    }
+  /** A trial failed: the machine re-opens, and in fleet scope the fleet's next period begins. */
+  private trialFailed(visit: number): void {
+    const before = this.actor.getSnapshot().context.visit;
+    this.tell(TRIAL_FAILURE, visit);
+    const after = this.actor.getSnapshot();
+    if (this.fleet && after.value === 'open' && after.context.visit !== before)
+      this.fleet.reopened(after.context.openMs);
+  }
+
+  private inClosedVisit(visit: number): boolean {
+    const snap = this.actor.getSnapshot();
+    return snap.value === 'closed' && snap.context.visit === visit;
+  }
+
+  /** @internal the fleet opened at `at` and the machine was told: `retryAfterMs` counts from there. */
+  openedAt(at: number): void {
+    const snap = this.actor.getSnapshot();
+    if (snap.value !== 'open') return;
+    this.openedVisit = snap.context.visit;
+    this.openStart = at;
   }
 
   private trialSlotFreesIn(visit: number): number {

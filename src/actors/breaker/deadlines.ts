@@ -58,6 +58,13 @@ export class Deadlines {
     return this.head === undefined;
   }
 
+  /** The earliest deadline of a call in flight (one of this turn counts as now + timeout); undefined when none. */
+  earliest(): number | undefined {
+    const d = this.head;
+    if (d === undefined) return undefined;
+    return d.deadline === UNSTAMPED ? this.clock.now() + this.timeoutMs : d.deadline;
+  }
+
   /** Links `d`, a call starting now, and sets its deadline (or leaves it for the end of this turn). */
   add(d: Deadline): void {
     d.prev = this.tail;

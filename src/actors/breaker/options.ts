@@ -1,4 +1,5 @@
 import { invalidOptions, KeelError } from '../../core/errors.js';
+import { describeValue, OptionReader } from '../../core/options.js';
 import type { BreakerSettings } from '../../machines/breaker.js';
 
 /** Options of `rt.breaker` (DESIGN.md, "Circuit breaker"). Durations in milliseconds. */
@@ -27,6 +28,27 @@ export interface BreakerOptions {
   isFailure?: (error: unknown) => boolean;
   /** Capture a stack trace on every `CircuitOpenError` (costs ~10× per rejection). Default false. */
   captureStack?: boolean;
+  /**
+   * `'process'` (default): this runtime's own breaker. `'fleet'`: one breaker for
+   * every process sharing the store (Postgres only): failures are counted for
+   * the fleet, an open circuit refuses everywhere, and the half-open trials are
+   * the fleet's (`halfOpenMaxCalls` for all processes together).
+   */
+  scope?: 'process' | 'fleet';
+  /**
+   * Fleet scope: the longest a counted outcome waits before it reaches the
+   * fleet's counts, and how often the fleet is read while notifications are
+   * down. Default 100.
+   */
+  fleetSyncMs?: number;
+  /** A successful call at least this slow counts as slow (`stats.slowCalls`). Off unless given. */
+  slowCallMs?: number;
+  /** Slow-call share (0 < r <= 1) over the last `windowSize` calls that opens the circuit; needs `slowCallMs`. Off unless given. */
+  slowCallRate?: number;
+  /** Bulkhead: calls running at once; beyond it calls queue (`maxQueued`) or fail with `BULKHEAD_FULL`. Default Infinity. */
+  maxConcurrent?: number;
+  /** Bulkhead: calls waiting for a free slot; beyond it calls fail at once with `BULKHEAD_FULL`. Default 0. */
+  maxQueued?: number;
 }
 
 /** Validated options with defaults applied. */
@@ -34,9 +56,15 @@ export interface ResolvedBreakerOptions extends BreakerSettings {
   callTimeoutMs: number;
   isFailure: ((error: unknown) => boolean) | undefined;
   captureStack: boolean;
+  scope: 'process' | 'fleet';
+  fleetSyncMs: number;
+  /** `Infinity` when slow calls are not measured. */
+  slowCallMs: number;
+  maxConcurrent: number;
+  maxQueued: number;
 }
 
-const KNOWN = new Set([
+const KNOWN = [
   'failureThreshold',
   'failureRate',
   'minimumCalls',
@@ -49,15 +77,18 @@ const KNOWN = new Set([
   'successThreshold',
   'isFailure',
   'captureStack',
-]);
-
-// Node timers overflow above 2^31-1 ms and then fire after 1 ms.
-const MAX_TIMER_MS = 2_147_483_647;
+  'scope',
+  'fleetSyncMs',
+  'slowCallMs',
+  'slowCallRate',
+  'maxConcurrent',
+  'maxQueued',
+];
 
 /** Checks a breaker name: it becomes topic tokens (`breaker.<name>.opened`), so no wildcards and no empty tokens. */
 export function checkBreakerName(name: unknown): void {
   if (typeof name !== 'string' || name.length === 0) {
-    throw invalidOptions('breaker', 'name', `must be a non-empty string, got ${describe(name)}`);
+    throw invalidOptions('breaker', 'name', `must be a non-empty string, got ${describeValue(name)}`);
   }
   if (name.split('.').some((t) => t.length === 0 || t.includes('*') || t.includes('>') || /\s/.test(t))) {
     throw invalidOptions(
@@ -71,44 +102,25 @@ export function checkBreakerName(name: unknown): void {
 /** Validates `options` and applies defaults; throws `INVALID_OPTIONS` naming the option and the value. */
 export function resolveBreakerOptions(name: string, options: BreakerOptions = {}): ResolvedBreakerOptions {
   const owner = `breaker('${name}')`;
-  if (typeof options !== 'object' || options === null) {
-    throw invalidOptions(owner, 'options', `must be an object, got ${describe(options)}`);
-  }
-  for (const key of Object.keys(options)) {
-    if (!KNOWN.has(key)) throw invalidOptions(owner, key, `is not a breaker option (known: ${[...KNOWN].join(', ')})`);
-  }
-  const o = options as Record<string, unknown>;
-  const int = (key: string, fallback: number, min: number, allowInfinity = false): number => {
-    const v = o[key];
-    if (v === undefined) return fallback;
-    const ok =
-      typeof v === 'number' && ((allowInfinity && v === Number.POSITIVE_INFINITY) || (Number.isInteger(v) && v >= min));
-    if (!ok) {
-      throw invalidOptions(
-        owner,
-        key,
-        `must be an integer >= ${min}${allowInfinity ? ' or Infinity' : ''}, got ${describe(v)}`,
-      );
-    }
-    return v;
-  };
+  const r = new OptionReader(owner, options, KNOWN, 'a breaker option');
+  const o = r.values;
   const duration = (key: string, fallback: number, min: number): number => {
-    const v = int(key, fallback, min);
-    if (v > MAX_TIMER_MS) throw invalidOptions(owner, key, `must be at most ${MAX_TIMER_MS} ms, got ${v}`);
+    const v = r.int(key, fallback, min);
+    return r.duration(key, v, min);
+  };
+  const rate = (key: string): number | undefined => {
+    const v = o[key];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !(v > 0 && v <= 1)) {
+      throw invalidOptions(owner, key, `must be a number in (0, 1], got ${describeValue(v)}`);
+    }
     return v;
   };
 
-  const failureThreshold = int('failureThreshold', 5, 1, true);
-  let failureRate: number | undefined;
-  if (o.failureRate !== undefined) {
-    const r = o.failureRate;
-    if (typeof r !== 'number' || !(r > 0 && r <= 1)) {
-      throw invalidOptions(owner, 'failureRate', `must be a number in (0, 1], got ${describe(r)}`);
-    }
-    failureRate = r;
-  }
-  const windowSize = int('windowSize', 20, 1);
-  const minimumCalls = int('minimumCalls', Math.min(10, windowSize), 1);
+  const failureThreshold = r.int('failureThreshold', 5, 1, true);
+  const failureRate = rate('failureRate');
+  const windowSize = r.int('windowSize', 20, 1);
+  const minimumCalls = r.int('minimumCalls', Math.min(10, windowSize), 1);
   if (minimumCalls > windowSize) {
     throw invalidOptions(owner, 'minimumCalls', `must be <= windowSize (${windowSize}), got ${minimumCalls}`);
   }
@@ -124,22 +136,39 @@ export function resolveBreakerOptions(name: string, options: BreakerOptions = {}
   }
   const m = o.backoffMultiplier ?? 1;
   if (typeof m !== 'number' || !Number.isFinite(m) || m < 1) {
-    throw invalidOptions(owner, 'backoffMultiplier', `must be a finite number >= 1, got ${describe(m)}`);
+    throw invalidOptions(owner, 'backoffMultiplier', `must be a finite number >= 1, got ${describeValue(m)}`);
   }
-  const halfOpenMaxCalls = int('halfOpenMaxCalls', 1, 1);
-  const successThreshold = int('successThreshold', 1, 1);
-  const isFailure = o.isFailure;
-  if (isFailure !== undefined && typeof isFailure !== 'function') {
-    throw invalidOptions(owner, 'isFailure', `must be a function (error) => boolean, got ${describe(isFailure)}`);
+  const halfOpenMaxCalls = r.int('halfOpenMaxCalls', 1, 1);
+  const successThreshold = r.int('successThreshold', 1, 1);
+  const isFailure = r.fn<(error: unknown) => boolean>('isFailure', '(error) => boolean');
+  const captureStack = r.bool('captureStack', false);
+  const scope = o.scope ?? 'process';
+  if (scope !== 'process' && scope !== 'fleet') {
+    throw invalidOptions(owner, 'scope', `must be 'process' or 'fleet', got ${describeValue(scope)}`);
   }
-  const captureStack = o.captureStack ?? false;
-  if (typeof captureStack !== 'boolean') {
-    throw invalidOptions(owner, 'captureStack', `must be a boolean, got ${describe(captureStack)}`);
+  const fleetSyncMs = duration('fleetSyncMs', 100, 1);
+  const slowCallMs = o.slowCallMs === undefined ? Number.POSITIVE_INFINITY : duration('slowCallMs', 0, 1);
+  const slowCallRate = rate('slowCallRate');
+  if (slowCallRate !== undefined && o.slowCallMs === undefined) {
+    throw invalidOptions(owner, 'slowCallRate', 'needs slowCallMs (what counts as slow)');
+  }
+  if (callTimeoutMs > 0 && slowCallMs !== Number.POSITIVE_INFINITY && slowCallMs >= callTimeoutMs) {
+    throw invalidOptions(
+      owner,
+      'slowCallMs',
+      `must be below callTimeoutMs (${callTimeoutMs}): a call that slow has already timed out, got ${slowCallMs}`,
+    );
+  }
+  const maxConcurrent = r.int('maxConcurrent', Number.POSITIVE_INFINITY, 1, true);
+  const maxQueued = r.int('maxQueued', 0, 0, true);
+  if (maxQueued > 0 && maxConcurrent === Number.POSITIVE_INFINITY) {
+    throw invalidOptions(owner, 'maxQueued', `needs maxConcurrent (calls only queue behind a limit), got ${maxQueued}`);
   }
   return {
     name,
     failureThreshold,
     failureRate,
+    slowCallRate,
     minimumCalls,
     windowSize,
     callTimeoutMs,
@@ -148,8 +177,13 @@ export function resolveBreakerOptions(name: string, options: BreakerOptions = {}
     backoffMultiplier: m,
     halfOpenMaxCalls,
     successThreshold,
-    isFailure: isFailure as ((error: unknown) => boolean) | undefined,
+    isFailure,
     captureStack,
+    scope,
+    fleetSyncMs,
+    slowCallMs,
+    maxConcurrent,
+    maxQueued,
   };
 }
 
@@ -164,16 +198,5 @@ export function checkSameOptions(existing: ResolvedBreakerOptions, again: Resolv
         `breaker('${existing.name}') already exists with ${key} = ${String(existing[key])}; asked again with ${String(again[key])}`,
       );
     }
-  }
-}
-
-function describe(v: unknown): string {
-  if (typeof v === 'string') return `'${v}'`;
-  if (typeof v === 'function') return 'a function';
-  if (typeof v === 'number' || typeof v === 'boolean' || v === undefined || v === null) return String(v);
-  try {
-    return JSON.stringify(v);
-  } catch {
-    return typeof v;
   }
 }

@@ -5,6 +5,7 @@ import {
   CallTimeoutError,
   CircuitOpenError,
   createRuntime,
+  postgresStore,
   type Runtime,
 } from '../../index.js';
 import type { DemoLog } from '../demoLog.js';
@@ -206,6 +207,7 @@ export async function demo(log: DemoLog): Promise<void> {
   const provider = await startProvider();
   const options = { failureThreshold: 3, callTimeoutMs: 300, resetTimeoutMs: 500, halfOpenMaxCalls: 1 };
   const service = await startService(rt, provider.url, options);
+  let outage = 'breaker: provider outage not finished';
   rt.bus.subscribe('breaker.sms.*', (p: any, e) =>
     log.line('breaker', `${e.type.split('.').pop()} (${p.state}, retry after ${p.retryAfterMs} ms)`),
   );
@@ -235,12 +237,92 @@ export async function demo(log: DemoLog): Promise<void> {
       last = (await postSms(service.url)).status;
     }
     log.line('service', `answers ${last} again; stats ${JSON.stringify(service.breaker.stats)}`);
-    log.summary(
-      `breaker: provider outage absorbed (${provider.received - before} provider calls for ${load.length + burst.length} requests), recovered to ${last}`,
-    );
+    outage = `breaker: provider outage absorbed (${provider.received - before} provider calls for ${load.length + burst.length} requests), recovered to ${last}`;
   } finally {
     await service.close();
     await provider.close();
     await rt.stop();
+  }
+  const fleet = await fleetDemo(log);
+  log.summary(
+    `${outage}; fleet of 3 runtimes: ${fleet ? `${fleet.calls} provider calls (bound ${fleet.bound})` : 'skipped (no Postgres)'}`,
+  );
+}
+
+/**
+ * The fleet case: three runtimes (standing for three processes) share one
+ * `scope: 'fleet'` breaker through Postgres (`KEEL_PG_URL`, default the local
+ * test database) while the provider hangs; the provider's calls are counted
+ * against the bound. Skipped, and said so, when Postgres is not reachable.
+ */
+export async function fleetDemo(log: DemoLog, runMs = 2500): Promise<{ calls: number; bound: number } | undefined> {
+  const url = process.env.KEEL_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+  const schema = `keel_demo_fleet_${process.pid}`;
+  const options = {
+    scope: 'fleet',
+    failureThreshold: 3,
+    halfOpenMaxCalls: 1,
+    callTimeoutMs: 200,
+    resetTimeoutMs: 400,
+    fleetSyncMs: 20,
+  } as const;
+  // Probe with a bare store first: runtimes created for nothing would still show in the demo's viewer.
+  const probe = postgresStore({ connectionString: url, schema, poolSize: 1, connectTimeoutMs: 1000 });
+  try {
+    await probe.open();
+  } catch (error) {
+    log.line('fleet', `skipped: no Postgres at KEEL_PG_URL (${(error as Error).message.split(': ').pop()})`);
+    return undefined;
+  } finally {
+    await probe.close().catch(() => {});
+  }
+  const runtimes = [0, 1, 2].map(() =>
+    createRuntime({
+      store: postgresStore({ connectionString: url, schema, poolSize: 2, connectTimeoutMs: 1000 }),
+      onError: () => {},
+    }),
+  );
+  await Promise.all(runtimes.map((rt) => rt.start()));
+  const provider = await startProvider();
+  provider.mode = 'slow';
+  let opens = 0;
+  runtimes[0]?.bus.subscribe('breaker.sms.opened', () => {
+    opens++;
+  });
+  try {
+    const breakers = runtimes.map((rt) => rt.breaker('sms', options));
+    while (breakers.some((b) => b.stats.fleet !== 'joined')) await sleep(10);
+    log.line(
+      'fleet',
+      `3 runtimes share breaker 'sms' (scope 'fleet') on Postgres schema ${schema}; the provider hangs`,
+    );
+    const until = Date.now() + runMs;
+    await Promise.all(
+      breakers.map(async (b) => {
+        while (Date.now() < until) {
+          await b
+            .call(async (signal) => {
+              const res = await fetch(`${provider.url}/send`, { method: 'POST', body: '{}', signal });
+              await res.body?.cancel();
+            })
+            .catch((e) => (e instanceof CircuitOpenError ? sleep(10) : undefined));
+        }
+      }),
+    );
+    const bound = options.failureThreshold + options.halfOpenMaxCalls * opens + breakers.length;
+    log.line(
+      'fleet',
+      `provider saw ${provider.received} calls in ${runMs} ms over ${opens} open periods; bound failureThreshold + halfOpenMaxCalls per period + one per runtime for the sync delay = ${bound}`,
+    );
+    return { calls: provider.received, bound };
+  } finally {
+    await provider.close();
+    await Promise.all(runtimes.map((rt) => rt.stop()));
+    const pg = (await import('pg')).default;
+    const client = new pg.Client({ connectionString: url });
+    await client.connect().then(
+      () => client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).finally(() => client.end()),
+      () => {},
+    );
   }
 }

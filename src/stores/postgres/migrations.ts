@@ -66,4 +66,11 @@ export const postgresMigrations: readonly ((s: string) => string)[] = [
   );
   CREATE INDEX events_time ON ${s}.events (time);
   `,
+  // 4: fleet breakers (issue #18), one row per breaker; `data` is the shared state (src/stores/store.ts FleetBreakerRow).
+  (s) => `
+  CREATE TABLE ${s}.breakers (
+    name text PRIMARY KEY,
+    data jsonb
+  );
+  `,
 ];

@@ -3,7 +3,8 @@ import type pg from 'pg';
 import { invalidOptions, KeelError } from '../../core/errors.js';
 import { withDriverErrors } from '../driverErrors.js';
 import type { SharedSagas } from '../sagaStore.js';
-import type { BusBridge, Store, Transactional, Watchable } from '../store.js';
+import type { BusBridge, FleetBreakers, Store, Transactional, Watchable } from '../store.js';
+import { postgresBreakers } from './breakers.js';
 import { type BusBridgeOptions, postgresBus } from './bus.js';
 import { Listener } from './listen.js';
 import { postgresMigrations } from './migrations.js';
@@ -54,7 +55,7 @@ const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 /** The Postgres store: what the runtime uses, plus Postgres-only extras. */
 // The bus bridge exists only with the `bus` option.
-export interface PostgresStore extends Store, Watchable, Transactional, SharedSagas, Partial<BusBridge> {
+export interface PostgresStore extends Store, Watchable, Transactional, SharedSagas, FleetBreakers, Partial<BusBridge> {
   readonly kind: 'postgres';
   /** The schema this store's tables live in. */
   readonly schema: string;
@@ -146,9 +147,21 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
   const tasks = postgresTasks(db, quoted, channel, tag);
   const sagas = postgresSagas(db, quoted, tag, owner, o.sagaLeaseMs);
 
+  // Fleet breakers (issue #18): their own table, channel and file.
+  const breakers = postgresBreakers({
+    connect: () => {
+      if (!pool) throw new KeelError('STORE_UNAVAILABLE', `postgresStore(${where}) is not open; call rt.start() first`);
+      return pool.connect();
+    },
+    listen,
+    schema: quoted,
+    channel: `${channel}_breakers`,
+  });
+
   const store: PostgresStore = {
     ...tasks,
     ...sagas,
+    ...breakers,
     kind: 'postgres',
     schema: o.schema,
 
