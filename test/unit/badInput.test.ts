@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createRuntime, KeelError, postgresStore, sqliteStore } from '../../src/index.js';
+import { TestClock } from '../../src/testing/index.js';
 
 /** Issue #12, points 9-12: bad input gets `INVALID_OPTIONS` naming the option, never a silent default. */
 function refusal(fn: () => unknown): KeelError {
@@ -56,5 +57,44 @@ describe('unknown option keys are refused, naming the key', () => {
     const rt = createRuntime();
     const e = refusal(() => rt.queue('q', { handler: async () => {}, constructor: 1 } as never));
     expect(e.message).toContain("'constructor'");
+  });
+});
+
+describe('durations past the Node timer limit (2^31-1 ms) are refused or work (issue #12.9)', () => {
+  it('queue timeoutMs, leaseMs, pollMs and graceMs above the limit are refused with INVALID_OPTIONS', () => {
+    const rt = createRuntime();
+    for (const option of ['timeoutMs', 'leaseMs', 'pollMs', 'graceMs']) {
+      const e = refusal(() => rt.queue(`q-${option}`, { handler: async () => {}, [option]: 3e9 }));
+      expect(e.code).toBe('INVALID_OPTIONS');
+      expect(e.message).toContain(option);
+    }
+  });
+
+  it('a retry backoff above the limit works: the task waits out the whole delay instead of running after 1 ms', async () => {
+    const clock = new TestClock(0);
+    const rt = createRuntime({ clock });
+    let runs = 0;
+    const q = rt.queue('long-backoff', {
+      retry: { initialDelayMs: 3e9, maxDelayMs: 3e9, jitter: false, maxAttempts: 2 },
+      // Few polls, so the simulated clock has few timers to step through on its way past 3e9 ms.
+      pollMs: 2e9,
+      handler: async () => {
+        runs++;
+        if (runs === 1) throw new Error('down');
+      },
+    });
+    await rt.start();
+    await q.enqueue({});
+    await clock.advance(10);
+    expect(runs).toBe(1);
+    expect(await q.stats()).toMatchObject({ retrying: 1 });
+    await clock.advance(2 ** 31);
+    expect(runs).toBe(1);
+    await clock.advance(3e9);
+    await q.drain();
+    expect(runs).toBe(2);
+    const stopped = rt.stop();
+    await clock.advance(60_000);
+    await stopped;
   });
 });
