@@ -1,0 +1,72 @@
+import type * as Otel from '@opentelemetry/api';
+import type { AttemptScope, TaskAttemptInfo } from '../core/telemetry.js';
+
+/** Enqueue contexts kept for tasks not finished yet; beyond, the oldest go (tasks another process finished). */
+const MAX_CARRIED = 10_000;
+
+/**
+ * Task spans through `@opentelemetry/api`: one CONSUMER span per attempt,
+ * whose parent is the trace context that was active when the task was
+ * enqueued in this process (none: a new trace). Without an SDK the API hands
+ * out non-recording spans and this costs next to nothing.
+ */
+export class TaskTracing {
+  private readonly tracer: Otel.Tracer;
+  /** `<queue>\0<id>` → the context of its enqueue, until the task succeeds or dies. */
+  private readonly carried = new Map<string, Otel.Context>();
+
+  constructor(private readonly api: typeof Otel) {
+    // A proxy: an SDK registered later (or never) is the one that records.
+    this.tracer = api.trace.getTracer('keel');
+  }
+
+  /** In the enqueue's async context: the context to carry, if it holds a span. */
+  enqueueing(queue: string): ((id: string) => void) | undefined {
+    const ctx = this.api.context.active();
+    if (this.api.trace.getSpanContext(ctx) === undefined) return undefined;
+    return (id) => {
+      const { carried } = this;
+      carried.set(`${queue}\0${id}`, ctx);
+      if (carried.size > MAX_CARRIED) carried.delete(carried.keys().next().value as string);
+    };
+  }
+
+  /** An attempt's span, its parent the enqueue's context; the handler runs inside it. */
+  attempt(info: TaskAttemptInfo): AttemptScope {
+    const { api } = this;
+    const key = this.carried.size > 0 ? `${info.queue}\0${info.id}` : undefined;
+    const parent = (key !== undefined ? this.carried.get(key) : undefined) ?? api.ROOT_CONTEXT;
+    const span = this.tracer.startSpan(
+      `${info.queue} process`,
+      {
+        kind: api.SpanKind.CONSUMER,
+        attributes: {
+          'messaging.system': 'keel',
+          'messaging.operation.type': 'process',
+          'messaging.destination.name': info.queue,
+          'messaging.message.id': info.id,
+          'keel.task.attempt': info.attempt,
+        },
+      },
+      parent,
+    );
+    // Non-recording and nothing to carry: entering a context would only cost (no SDK installed).
+    const ctx = span.isRecording() || parent !== api.ROOT_CONTEXT ? api.trace.setSpan(parent, span) : undefined;
+    const carried = this.carried;
+    return {
+      run: (fn) => (ctx === undefined ? fn() : api.context.with(ctx, fn)),
+      end: (outcome, _ms, error) => {
+        if (key !== undefined && (outcome === 'succeeded' || outcome === 'dead')) carried.delete(key);
+        span.setAttribute('keel.task.outcome', outcome);
+        if (error !== undefined) {
+          if (error instanceof Error) span.recordException(error);
+          span.setStatus({
+            code: api.SpanStatusCode.ERROR,
+            message: error instanceof Error ? error.message : String(error),
+          });
+        }
+        span.end();
+      },
+    };
+  }
+}
