@@ -1,7 +1,7 @@
 import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CircuitOpenError, createRuntime, KeelError, NonRetryableError, type Runtime } from '../../src/index.js';
-import { parseProm, valueOf } from './promText.js';
+import { parseProm, sampleValue } from './promText.js';
 
 const running: Runtime[] = [];
 afterEach(async () => {
@@ -75,7 +75,7 @@ describe('metrics: GET /metrics', () => {
     expect(res.status).toBe(200);
     expect(res.type).toContain('text/plain; version=0.0.4');
     const { samples, types } = parseProm(res.body);
-    const v = (name: string, labels: Record<string, string>) => valueOf(samples, name, labels);
+    const v = (name: string, labels: Record<string, string>) => sampleValue(samples, name, labels);
 
     expect(types.get('keel_tasks_total')).toBe('counter');
     expect(v('keel_tasks_total', { queue: 'mail', outcome: 'succeeded' })).toBe(2);
@@ -111,7 +111,7 @@ describe('metrics: GET /metrics', () => {
     // The viewer serves the same registry.
     const viewed = await get(`${rt.viewer?.url}metrics`);
     expect(viewed.status).toBe(200);
-    expect(valueOf(parseProm(viewed.body).samples, 'keel_tasks_total', { queue: 'mail', outcome: 'dead' })).toBe(1);
+    expect(sampleValue(parseProm(viewed.body).samples, 'keel_tasks_total', { queue: 'mail', outcome: 'dead' })).toBe(1);
   });
 
   it('serves only /metrics on its own port, refuses a rebound Host, and closes the port on rt.stop()', async () => {
