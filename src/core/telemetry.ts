@@ -33,6 +33,17 @@ export type BreakerCallOutcome = 'success' | 'failure' | 'timeout' | 'ignored';
 /** Why a breaker refused a call. */
 export type BreakerRefusal = 'open' | 'halfOpen' | 'isolated' | 'bulkhead';
 
+/** A saga step (or its compensation) about to make one attempt. */
+export interface SagaStepInfo {
+  readonly saga: string;
+  readonly sagaId: string;
+  readonly step: string;
+  /** True for the compensation of `step`. */
+  readonly compensation: boolean;
+  /** 1 on the first try. */
+  readonly attempt: number;
+}
+
 /** What patterns report to the telemetry layer. */
 export interface TelemetryHooks {
   /**
@@ -43,6 +54,8 @@ export interface TelemetryHooks {
   taskEnqueueing?(queue: string): ((id: string) => void) | undefined;
   /** An attempt starts; the scope returned (if any) wraps the handler and hears how it ended. */
   taskAttempt?(info: TaskAttemptInfo): AttemptScope | undefined;
+  /** Runs one attempt of a saga step or compensation (`run`) inside its span; settles as `run` does. */
+  sagaStep?<T>(info: SagaStepInfo, run: () => T | PromiseLike<T>): Promise<T>;
   /** A call admitted by breaker `breaker` ended after `ms`. */
   breakerCall?(breaker: string, ms: number, outcome: BreakerCallOutcome): void;
   /** Breaker `breaker` refused a call. */

@@ -80,7 +80,10 @@ export function telemetrySupport(deps: TelemetryDeps): TelemetrySupport {
 function hooksOf(tracing: TaskTracing | undefined, set: RuntimeMetricSet | undefined): TelemetryHooks | undefined {
   if (!tracing && !set) return undefined;
   const hooks: TelemetryHooks = {};
-  if (tracing) hooks.taskEnqueueing = (queue) => tracing.enqueueing(queue);
+  if (tracing) {
+    hooks.taskEnqueueing = (queue) => tracing.enqueueing(queue);
+    hooks.sagaStep = (info, run) => tracing.sagaStep(info, run);
+  }
   if (tracing && set) {
     hooks.taskAttempt = (info) => both(tracing.attempt(info), set.attempt(info));
   } else if (tracing) hooks.taskAttempt = (info) => tracing.attempt(info);

@@ -1,5 +1,5 @@
 import type * as Otel from '@opentelemetry/api';
-import type { AttemptScope, TaskAttemptInfo } from '../core/telemetry.js';
+import type { AttemptScope, SagaStepInfo, TaskAttemptInfo } from '../core/telemetry.js';
 
 /** Enqueue contexts kept for tasks not finished yet; beyond, the oldest go (tasks another process finished). */
 const MAX_CARRIED = 10_000;
@@ -31,6 +31,33 @@ export class TaskTracing {
     };
   }
 
+  /**
+   * One attempt of a saga step or compensation in a span of its own. Its parent
+   * is the active context: the saga runs in the async context of its `execute`
+   * (a saga resumed at `rt.start()`, in that of the start).
+   */
+  sagaStep<T>(info: SagaStepInfo, run: () => T | PromiseLike<T>): Promise<T> {
+    const { api } = this;
+    const name = `${info.saga} ${info.compensation ? 'compensate' : 'step'} ${info.step}`;
+    const attributes = {
+      'keel.saga.name': info.saga,
+      'keel.saga.id': info.sagaId,
+      'keel.saga.step': info.step,
+      'keel.saga.compensation': info.compensation,
+      'keel.saga.attempt': info.attempt,
+    };
+    return this.tracer.startActiveSpan(name, { attributes }, async (span) => {
+      try {
+        return await run();
+      } catch (error) {
+        failed(api, span, error);
+        throw error;
+      } finally {
+        span.end();
+      }
+    });
+  }
+
   /** An attempt's span, its parent the enqueue's context; the handler runs inside it. */
   attempt(info: TaskAttemptInfo): AttemptScope {
     const { api } = this;
@@ -58,15 +85,15 @@ export class TaskTracing {
       end: (outcome, _ms, error) => {
         if (key !== undefined && (outcome === 'succeeded' || outcome === 'dead')) carried.delete(key);
         span.setAttribute('keel.task.outcome', outcome);
-        if (error !== undefined) {
-          if (error instanceof Error) span.recordException(error);
-          span.setStatus({
-            code: api.SpanStatusCode.ERROR,
-            message: error instanceof Error ? error.message : String(error),
-          });
-        }
+        if (error !== undefined) failed(api, span, error);
         span.end();
       },
     };
   }
+}
+
+/** Marks a span failed with what was thrown (an `exception` event when it is an Error). */
+function failed(api: typeof Otel, span: Otel.Span, error: unknown): void {
+  if (error instanceof Error) span.recordException(error);
+  span.setStatus({ code: api.SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
 }

@@ -69,6 +69,7 @@ describe('optional peer dependencies', () => {
     // With metrics but no API: metric hooks only.
     const measured = createRuntimeWith({ metrics: true }, undefined, support);
     expect(measured.host.observe?.taskEnqueueing).toBeUndefined();
+    expect(measured.host.observe?.sagaStep).toBeUndefined();
     expect(measured.host.observe?.breakerCall).toBeTypeOf('function');
   });
 });

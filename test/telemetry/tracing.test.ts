@@ -135,3 +135,55 @@ describe('traces: one span per task attempt', () => {
     expect(attempt?.parentSpanContext?.spanId).toBe(firstSpan);
   });
 });
+
+describe('traces: one span per saga step attempt and compensation', () => {
+  it('steps and compensations of an execute made inside a span are its children; a failed attempt is an ERROR span', async () => {
+    const rt = createRuntime();
+    running.push(rt);
+    let charges = 0;
+    const checkout = rt.saga('checkout', {
+      steps: [
+        { name: 'reserve', run: () => 'r1', compensate: async () => {} },
+        {
+          name: 'pay',
+          retry: { initialDelayMs: 1, maxAttempts: 2 },
+          run: () => {
+            charges++;
+            throw new Error(`declined ${charges}`);
+          },
+        },
+      ],
+    });
+    await rt.start();
+    let parent: { traceId: string; spanId: string } | undefined;
+    await app.startActiveSpan('order', async (span) => {
+      parent = span.spanContext();
+      expect((await checkout.execute({})).status).toBe('compensated');
+      span.end();
+    });
+    const names = exporter
+      .getFinishedSpans()
+      .filter((s) => s.name.startsWith('checkout '))
+      .map((s) => s.name);
+    expect(names.sort()).toEqual([
+      'checkout compensate reserve',
+      'checkout step pay',
+      'checkout step pay',
+      'checkout step reserve',
+    ]);
+    for (const s of exporter.getFinishedSpans().filter((x) => x.name.startsWith('checkout '))) {
+      expect(s.parentSpanContext?.spanId, s.name).toBe(parent?.spanId);
+      expect(s.spanContext().traceId).toBe(parent?.traceId);
+      expect(s.attributes['keel.saga.name']).toBe('checkout');
+    }
+    const pays = spans('checkout step pay').sort(
+      (a, b) => Number(a.attributes['keel.saga.attempt']) - Number(b.attributes['keel.saga.attempt']),
+    );
+    expect(pays.map((s) => s.attributes['keel.saga.attempt'])).toEqual([1, 2]);
+    expect(pays.map((s) => s.status.message)).toEqual(['declined 1', 'declined 2']);
+    expect(pays.every((s) => s.status.code === SpanStatusCode.ERROR)).toBe(true);
+    const [undo] = spans('checkout compensate reserve');
+    expect(undo?.attributes['keel.saga.compensation']).toBe(true);
+    expect(undo?.status.code).toBe(SpanStatusCode.UNSET);
+  });
+});

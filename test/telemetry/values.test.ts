@@ -13,7 +13,7 @@ describe('metric values on a simulated clock', () => {
     const clock = new TestClock(1_000);
     const rt = createRuntime({ clock, metrics: true });
     const q = rt.queue('render', {
-      handler: () => new Promise<void>((resolve) => clock.setTimeout(resolve, 250)),
+      handler: () => new Promise<void>((resolve) => clock.setTimeout(() => resolve(), 250)),
     });
     q.pause();
     await rt.start();
