@@ -1,6 +1,6 @@
 import type * as Otel from '@opentelemetry/api';
 import type * as Prom from 'prom-client';
-import type { AttemptScope, MetricsSource, TelemetryHooks } from '../core/telemetry.js';
+import type { AttemptOutcome, AttemptScope, MetricsSource, TelemetryHooks } from '../core/telemetry.js';
 import type { RuntimeMetrics, TelemetrySupport } from '../runtime/createRuntime.js';
 import { RuntimeMetricSet } from './metrics.js';
 import { type Loader, optionalModule, requiredModule } from './optional.js';
@@ -85,7 +85,7 @@ function hooksOf(tracing: TaskTracing | undefined, set: RuntimeMetricSet | undef
     hooks.sagaStep = (info, run) => tracing.sagaStep(info, run);
   }
   if (tracing && set) {
-    hooks.taskAttempt = (info) => both(tracing.attempt(info), set.attempt(info));
+    hooks.taskAttempt = (info) => new BothScopes(tracing.attempt(info), set.attempt(info));
   } else if (tracing) hooks.taskAttempt = (info) => tracing.attempt(info);
   else if (set) hooks.taskAttempt = (info) => set.attempt(info);
   if (set) {
@@ -95,12 +95,19 @@ function hooksOf(tracing: TaskTracing | undefined, set: RuntimeMetricSet | undef
   return hooks;
 }
 
-function both(traced: AttemptScope, measured: AttemptScope): AttemptScope {
-  return {
-    run: (fn) => traced.run(fn),
-    end: (outcome, ms, error) => {
-      measured.end(outcome, ms, error);
-      traced.end(outcome, ms, error);
-    },
-  };
+/** Traced and measured at once. */
+class BothScopes implements AttemptScope {
+  constructor(
+    private readonly traced: AttemptScope,
+    private readonly measured: AttemptScope,
+  ) {}
+
+  run<T>(fn: () => T): T {
+    return this.traced.run(fn);
+  }
+
+  end(outcome: AttemptOutcome, ms: number, error?: unknown): void {
+    this.measured.end(outcome, ms, error);
+    this.traced.end(outcome, ms, error);
+  }
 }

@@ -1,5 +1,5 @@
 import type * as Otel from '@opentelemetry/api';
-import type { AttemptScope, SagaStepInfo, TaskAttemptInfo } from '../core/telemetry.js';
+import type { AttemptOutcome, AttemptScope, SagaStepInfo, TaskAttemptInfo } from '../core/telemetry.js';
 
 /** Enqueue contexts kept for tasks not finished yet; beyond, the oldest go (tasks another process finished). */
 const MAX_CARRIED = 10_000;
@@ -79,16 +79,33 @@ export class TaskTracing {
     );
     // Non-recording and nothing to carry: entering a context would only cost (no SDK installed).
     const ctx = span.isRecording() || parent !== api.ROOT_CONTEXT ? api.trace.setSpan(parent, span) : undefined;
-    const carried = this.carried;
-    return {
-      run: (fn) => (ctx === undefined ? fn() : api.context.with(ctx, fn)),
-      end: (outcome, _ms, error) => {
-        if (key !== undefined && (outcome === 'succeeded' || outcome === 'dead')) carried.delete(key);
-        span.setAttribute('keel.task.outcome', outcome);
-        if (error !== undefined) failed(api, span, error);
-        span.end();
-      },
-    };
+    return new TaskSpan(api, this.carried, key, span, ctx);
+  }
+}
+
+/**
+ * One attempt's span. A class, not an object of arrow functions: its methods
+ * are made once, and nothing per attempt is named or bound.
+ */
+class TaskSpan implements AttemptScope {
+  constructor(
+    private readonly api: typeof Otel,
+    private readonly carried: Map<string, Otel.Context>,
+    private readonly key: string | undefined,
+    private readonly span: Otel.Span,
+    /** The context the handler runs in; undefined: no SDK records and nothing was carried, so none is entered. */
+    private readonly ctx: Otel.Context | undefined,
+  ) {}
+
+  run<T>(fn: () => T): T {
+    return this.ctx === undefined ? fn() : this.api.context.with(this.ctx, fn);
+  }
+
+  end(outcome: AttemptOutcome, _ms: number, error?: unknown): void {
+    if (this.key !== undefined && (outcome === 'succeeded' || outcome === 'dead')) this.carried.delete(this.key);
+    this.span.setAttribute('keel.task.outcome', outcome);
+    if (error !== undefined) failed(this.api, this.span, error);
+    this.span.end();
   }
 }
 
