@@ -1,10 +1,17 @@
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { KeelError } from '../core/errors.js';
 
 /** Loads a CommonJS module by name; a seam so tests can play a missing package. */
 export type Loader = (name: string) => unknown;
 
-const nodeRequire: Loader = createRequire(import.meta.url);
+let required: NodeRequire | undefined;
+/** Made on first use: in a CommonJS bundle `import.meta.url` is empty, and packages are looked up from the working directory. */
+const nodeRequire: Loader = (name) => {
+  required ??= createRequire(import.meta.url ?? pathToFileURL(join(process.cwd(), 'keel.js')).href);
+  return required(name);
+};
 
 /** True when `error` says that `name` itself (not something it imports) could not be found. */
 function isMissing(error: unknown, name: string): boolean {
