@@ -9,7 +9,7 @@
 const under = (...dirs) => dirs.map((d) => `^src/${d}/`);
 
 const CONTRACT = ['^src/stores/store\\.ts$', '^src/stores/sagaStore\\.ts$'];
-const ABOVE_RUNTIME = under('viewer', 'cli', 'diagram', 'testing');
+const ABOVE_RUNTIME = under('viewer', 'cli', 'diagram', 'testing', 'telemetry');
 const ENTRY_FILES = '^src/[^/]+\\.ts$';
 const BACKENDS = '^src/stores/(memory|sqlite|postgres)/';
 
@@ -121,7 +121,7 @@ module.exports = {
     {
       name: 'core-layers-do-not-import-the-top',
       severity: 'error',
-      comment: 'viewer, cli, diagram, testing and the entry files (index.ts, createRuntime.ts) sit on top.',
+      comment: 'viewer, cli, diagram, testing, telemetry and the entry files (index.ts, createRuntime.ts) sit on top.',
       from: { path: under('core', 'machines', 'actors', 'stores', 'runtime') },
       to: { path: [...ABOVE_RUNTIME, ENTRY_FILES] },
     },

@@ -191,8 +191,9 @@ async function main(): Promise<void> {
   const installed = readdirSync(join(app, 'node_modules')).filter((d) => !d.startsWith('.'));
   console.log(`installed ${tarball} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 
-  await check('production install has no tsx, typescript, @types, pg or elkjs', () => {
-    const extra = installed.filter((d) => ['tsx', 'typescript', '@types', 'pg', 'esbuild', 'elkjs'].includes(d));
+  await check('production install has no tsx, typescript, @types, pg, elkjs, prom-client or @opentelemetry', () => {
+    const optional = ['tsx', 'typescript', '@types', 'pg', 'esbuild', 'elkjs', 'prom-client', '@opentelemetry'];
+    const extra = installed.filter((d) => optional.includes(d));
     if (extra.length > 0) throw new Error(`unexpected packages: ${extra.join(', ')}`);
   });
 

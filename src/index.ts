@@ -13,7 +13,14 @@ export { queueMachine } from './machines/queue.js';
 export { createSagaMachine } from './machines/saga.js';
 export { taskMachine } from './machines/task.js';
 export type { Breaker, BreakerOptions, BreakerState, BreakerStats, CallOptions } from './runtime/breakers.js';
-export type { ActorFailure, RuntimeOptions, RuntimeState, SpawnOptions } from './runtime/createRuntime.js';
+export type {
+  ActorFailure,
+  MetricsOptions,
+  RuntimeMetrics,
+  RuntimeOptions,
+  RuntimeState,
+  SpawnOptions,
+} from './runtime/createRuntime.js';
 export { Runtime } from './runtime/createRuntime.js';
 export type {
   DeadTask,

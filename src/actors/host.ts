@@ -1,5 +1,6 @@
 import type { AnyActorLogic, AnyActorRef } from 'xstate';
 import type { Clock } from '../core/clock.js';
+import type { TelemetryHooks } from '../core/telemetry.js';
 import type { Store } from '../stores/store.js';
 
 /** The runtime's lifecycle states. */
@@ -31,6 +32,8 @@ export interface Host {
   readonly system: AnyActorRef;
   /** Spawns `logic` as a child of the root (listed in its `children`); throws when the runtime stopped. */
   spawn(logic: AnyActorLogic, options: { id: string; systemId?: string; input?: unknown }): AnyActorRef;
+  /** Metrics and traces (`src/telemetry`), when the runtime has them: patterns call its hooks only when set. */
+  readonly observe?: TelemetryHooks;
 }
 
 /**

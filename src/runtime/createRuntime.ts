@@ -6,6 +6,7 @@ import type { SagaOptions, SagaStep } from '../actors/saga/definition.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { invalidOptions, KeelError } from '../core/errors.js';
 import { OptionReader } from '../core/options.js';
+import type { MetricsSource, TelemetryHooks } from '../core/telemetry.js';
 import { untilSnapshot } from '../core/untilSnapshot.js';
 import { runtimeMachine } from '../machines/runtime.js';
 import { memoryStore } from '../stores/memory/store.js';
@@ -30,6 +31,39 @@ export interface RuntimeOptions {
   onError?: (error: unknown, detail: string) => void;
   /** Serves the live viewer on 127.0.0.1 from `start()` to `stop()`: `{ port: 4400 }` (0 = a free port, see `rt.viewer.url`). */
   viewer?: ViewerOptions;
+  /**
+   * Prometheus metrics (needs the package `prom-client`): `true` adds `GET /metrics` to the viewer and
+   * `rt.metrics.scrape()`; `{ port }` also serves `/metrics` on its own port (127.0.0.1 unless `host`).
+   */
+  metrics?: boolean | MetricsOptions;
+}
+
+/** Options of `createRuntime({ metrics })`. */
+export interface MetricsOptions {
+  /** Serves `GET /metrics` on this port from `start()` to `stop()`; 0 picks a free one (see `rt.metrics.url`). */
+  port?: number;
+  /** Interface the metrics port binds; default 127.0.0.1. */
+  host?: string;
+}
+
+/** A runtime's Prometheus metrics (`createRuntime({ metrics })`). */
+export interface RuntimeMetrics extends MetricsSource {
+  /** The address of `/metrics` on its own port (`metrics: { port }`), once listening. */
+  readonly url: string | undefined;
+}
+
+/**
+ * How a runtime gets metrics and traces without importing them: the layer
+ * above (`src/telemetry`, wired in `src/createRuntime.ts`) hands this to the constructor.
+ */
+export interface TelemetrySupport {
+  /** Throws `INVALID_OPTIONS` unless `metrics` is a metrics option, `MISSING_DEPENDENCY` when its package is missing. */
+  check(metrics: unknown): void;
+  /** Follows `rt` from now on: the hooks its patterns call, and its metrics when `metrics` asks for them. */
+  attach(
+    rt: Runtime<any>,
+    metrics: boolean | MetricsOptions | undefined,
+  ): { hooks: TelemetryHooks | undefined; metrics: RuntimeMetrics | undefined };
 }
 
 /** Options of the live viewer (`createRuntime({ viewer })`); `src/viewer` serves it. */
@@ -98,7 +132,7 @@ export interface SpawnOptions {
 
 type RuntimeSnapshot = ReturnType<ReturnType<typeof createActor<typeof runtimeMachine>>['getSnapshot']>;
 
-const RUNTIME_OPTIONS = ['store', 'clock', 'inspect', 'onError', 'viewer'];
+const RUNTIME_OPTIONS = ['store', 'clock', 'inspect', 'onError', 'viewer', 'metrics'];
 
 let spawnCount = 0;
 
@@ -114,6 +148,8 @@ export class Runtime<E extends EventMap = Record<string, any>> {
   readonly inspected: boolean;
   /** The live viewer, when created with the `viewer` option. */
   readonly viewer: AttachedViewer | undefined;
+  /** Prometheus metrics, when created with the `metrics` option. */
+  readonly metrics: RuntimeMetrics | undefined;
   /** @internal what the patterns may use of this runtime (`src/actors/host.ts`). */
   readonly host: Host & { breaker(name: string): Breaker };
   private readonly eventBus: EventBus<E>;
@@ -125,7 +161,7 @@ export class Runtime<E extends EventMap = Record<string, any>> {
   private unbridge: (() => Promise<void>) | undefined;
   private readonly onError: RuntimeOptions['onError'];
 
-  constructor(options: RuntimeOptions = {}, viewerSupport?: ViewerSupport) {
+  constructor(options: RuntimeOptions = {}, viewerSupport?: ViewerSupport, telemetrySupport?: TelemetrySupport) {
     // A misspelt option (`storee`) would otherwise run silently on the defaults.
     new OptionReader('createRuntime', options, RUNTIME_OPTIONS, 'a createRuntime option');
     checkStore(options.store);
@@ -145,6 +181,16 @@ export class Runtime<E extends EventMap = Record<string, any>> {
         );
       }
       viewerSupport.check(options.viewer);
+    }
+    if (options.metrics !== undefined) {
+      if (!telemetrySupport) {
+        throw invalidOptions(
+          'createRuntime',
+          'metrics',
+          "needs the telemetry layer: create the runtime with createRuntime() from 'keel'",
+        );
+      }
+      telemetrySupport.check(options.metrics);
     }
     this.inspected = options.inspect !== undefined || options.viewer !== undefined || watchers.size > 0;
     const report = (error: unknown, detail: string) => this.report(error, detail);
@@ -177,7 +223,9 @@ export class Runtime<E extends EventMap = Record<string, any>> {
       systemId: 'runtime',
     });
     this.system.subscribe({ error: (error) => this.report(error, 'the runtime actor failed') });
-    this.host = this.makeHost(report);
+    const telemetry = telemetrySupport?.attach(this, options.metrics);
+    this.metrics = telemetry?.metrics;
+    this.host = this.makeHost(report, telemetry?.hooks);
     for (const fn of watchers) fn(this);
     this.viewer = options.viewer === undefined ? undefined : viewerSupport?.attach(this, options.viewer);
     this.system.start();
@@ -279,9 +327,13 @@ export class Runtime<E extends EventMap = Record<string, any>> {
     else console.error(`keel: ${detail}:`, error);
   }
 
-  private makeHost(report: (error: unknown, detail: string) => void): Runtime<E>['host'] {
+  private makeHost(
+    report: (error: unknown, detail: string) => void,
+    observe: TelemetryHooks | undefined,
+  ): Runtime<E>['host'] {
     const rt = this;
     return {
+      ...(observe !== undefined && { observe }),
       store: this.store,
       clock: this.clock,
       publish: (topic, payload, options) =>
@@ -363,10 +415,11 @@ function checkClock(clock: unknown): void {
   }
 }
 
-/** Creates a keel runtime with the given viewer support. Nothing runs until `start()`; `stop()` releases every timer and handle. */
+/** Creates a keel runtime with the given viewer and telemetry support. Nothing runs until `start()`; `stop()` releases every timer and handle. */
 export function createRuntimeWith<E extends EventMap = Record<string, any>>(
   options: RuntimeOptions = {},
   viewerSupport?: ViewerSupport,
+  telemetrySupport?: TelemetrySupport,
 ): Runtime<E> {
-  return new Runtime<E>(options, viewerSupport);
+  return new Runtime<E>(options, viewerSupport, telemetrySupport);
 }

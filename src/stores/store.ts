@@ -50,6 +50,8 @@ export interface ClaimedTask {
   /** 1 on the first run; counts lease expiries too (the handler may have run). */
   attempt: number;
   key?: string;
+  /** When it fell due (enqueue, delay or backoff end): the queue's wait-time metric starts here. */
+  runAt?: number;
   /** Proves the claim in `renew` and `settle`. */
   token: string;
 }

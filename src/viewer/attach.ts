@@ -1,6 +1,7 @@
 import type { AnyActorRef } from 'xstate';
 import { invalidOptions } from '../core/errors.js';
 import { describeValue } from '../core/options.js';
+import type { MetricsSource } from '../core/telemetry.js';
 import type { Runtime, ViewerOptions as RuntimeViewerOptions } from '../runtime/createRuntime.js';
 import { type HubLimits, ViewerHub } from './hub.js';
 import { serveViewer, type ViewerServer } from './server.js';
@@ -45,8 +46,8 @@ export function checkViewerOptions(options: unknown): asserts options is ViewerO
 
 let runtimeCount = 0;
 
-/** Creates a viewer that is not listening yet. */
-export function createViewer(options: ViewerOptions = {}): Viewer {
+/** Creates a viewer that is not listening yet; `metrics` adds `GET /metrics`. */
+export function createViewer(options: ViewerOptions = {}, metrics?: MetricsSource): Viewer {
   checkViewerOptions(options);
   const hub = new ViewerHub(options);
   let server: Promise<ViewerServer> | undefined;
@@ -57,7 +58,11 @@ export function createViewer(options: ViewerOptions = {}): Viewer {
       return listening?.url;
     },
     async listen() {
-      server ??= serveViewer(hub, { port: options.port ?? 0, ...(options.host ? { host: options.host } : {}) });
+      server ??= serveViewer(hub, {
+        port: options.port ?? 0,
+        ...(options.host ? { host: options.host } : {}),
+        ...(metrics && { metrics }),
+      });
       listening = await server;
       return listening.url;
     },
@@ -90,7 +95,7 @@ export function attachViewer(rt: Runtime<any>, options: ViewerOptions | Viewer =
     options.watch(rt);
     return options;
   }
-  const viewer = createViewer(options);
+  const viewer = createViewer(options, rt.metrics);
   viewer.watch(rt);
   rt.addComponent({
     kind: 'viewer',

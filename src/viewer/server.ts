@@ -1,5 +1,6 @@
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { MetricsSource } from '../core/telemetry.js';
 import { viewerAssets } from './assets.generated.js';
 import { type HostGuard, hostGuard } from './hostGuard.js';
 import type { ViewerHub } from './hub.js';
@@ -13,6 +14,8 @@ export interface ServeOptions {
    * It answers only requests whose `Host` names it (see `hostGuard.ts`): no DNS rebinding.
    */
   host?: string;
+  /** Serves `GET /metrics` from this source (`createRuntime({ metrics })`). */
+  metrics?: MetricsSource;
 }
 
 /** A listening viewer server. */
@@ -64,6 +67,7 @@ export async function serveViewer(hub: ViewerHub, options: ServeOptions): Promis
       res.writeHead(200, { 'content-type': file.type, 'cache-control': 'no-store' });
       return void res.end(file.body);
     }
+    if (path === '/metrics' && options.metrics) return void sendMetrics(options.metrics, res);
     if (path === '/state') {
       res.writeHead(200, { 'content-type': 'application/json' });
       return void res.end(JSON.stringify(hub.hello()));
@@ -97,6 +101,63 @@ export async function serveViewer(hub: ViewerHub, options: ServeOptions): Promis
     close: () =>
       new Promise<void>((resolve) => {
         for (const res of streams) res.end();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** Answers a scrape: the source's text, or a 500 naming what failed (Prometheus records the scrape as failed). */
+function sendMetrics(source: MetricsSource, res: ServerResponse): void {
+  source.scrape().then(
+    (text) => {
+      res.writeHead(200, { 'content-type': source.contentType, 'cache-control': 'no-store' });
+      res.end(text);
+    },
+    (error: unknown) => {
+      res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end(`metrics failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    },
+  );
+}
+
+/** A listening metrics server. */
+export interface MetricsServer {
+  /** The address of `/metrics`. */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Serves only `GET /metrics` (`createRuntime({ metrics: { port } })` without a
+ * viewer), on 127.0.0.1 unless `host` says otherwise, with the viewer's `Host`
+ * check: a rebound name learns nothing.
+ */
+export async function serveMetrics(source: MetricsSource, options: ServeOptions): Promise<MetricsServer> {
+  const bindHost = options.host ?? '127.0.0.1';
+  let guard: HostGuard | undefined;
+  const server = createServer((req, res) => {
+    if (!guard?.allows(req.headers.host)) {
+      res.writeHead(403, { 'content-type': 'text/plain; charset=utf-8' });
+      return void res.end(`forbidden host: this server answers only to ${guard?.accepted ?? 'nothing yet'}\n`);
+    }
+    if (req.method !== 'GET') return void res.writeHead(405).end();
+    if ((req.url ?? '/').split('?')[0] !== '/metrics') {
+      return void res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: see /metrics\n');
+    }
+    sendMetrics(source, res);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, bindHost, () => resolve());
+  });
+  const { address, port } = server.address() as AddressInfo;
+  guard = hostGuard(bindHost, address);
+  const host = address.includes(':') ? `[${address}]` : address;
+  return {
+    url: `http://${host}:${port}/metrics`,
+    close: () =>
+      new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
       }),

@@ -48,7 +48,7 @@ export interface Breaker {
 }
 
 /** What a breaker needs of its runtime. */
-export type BreakerHost = Pick<Host, 'clock' | 'report' | 'state' | 'system' | 'store' | 'publish'>;
+export type BreakerHost = Pick<Host, 'clock' | 'report' | 'state' | 'system' | 'store' | 'publish' | 'observe'>;
 
 /**
  * Creates the breaker `name` with resolved options: its machine runs as actor
@@ -79,6 +79,7 @@ export function createBreaker(
       stopActor(actor);
       onDispose();
     },
+    host.observe,
   );
   if (opts.scope === 'fleet' && isFleetBreakers(store)) {
     breaker.fleet = new FleetLink(name, opts, store, actor, {

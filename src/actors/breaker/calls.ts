@@ -1,6 +1,7 @@
 import type { ActorRefFrom } from 'xstate';
 import type { Clock } from '../../core/clock.js';
 import { CallTimeoutError, CircuitOpenError, KeelError, type RefusingState } from '../../core/errors.js';
+import type { BreakerCallOutcome, BreakerRefusal, TelemetryHooks } from '../../core/telemetry.js';
 import type { BreakerEvent, BreakerState, breakerMachine } from '../../machines/breaker.js';
 import { Bulkhead, bulkheadFull } from './bulkhead.js';
 import { type CallOptions, callWith } from './callOptions.js';
@@ -60,7 +61,7 @@ class TimedCall implements Deadline {
     /** The machine's `visit` when the call started. */
     readonly visit: number,
     readonly controller: AbortController | undefined,
-    /** When the call started, if slow calls are measured (else 0). */
+    /** When the call started, if slow calls are measured or telemetry times calls (else 0). */
     readonly started: number,
   ) {}
 
@@ -82,7 +83,7 @@ class TimedCall implements Deadline {
       this.breaker.succeeded(this.trial, this.visit, this.started);
       this.resolve(value);
     } else {
-      this.breaker.failed(value, this.trial, this.visit);
+      this.breaker.failed(value, this.trial, this.visit, this.started);
       this.reject(value);
     }
   }
@@ -116,6 +117,11 @@ export class GuardedCalls {
   private bulkhead: Bulkhead | undefined;
   /** Measures slow calls: reads the clock at each call's start and end. */
   private readonly measuresSlow: boolean;
+  /** Telemetry's call-latency and refusal hooks, when the runtime has them. */
+  private readonly onCall: ((breaker: string, ms: number, outcome: BreakerCallOutcome) => void) | undefined;
+  private readonly onRefused: ((breaker: string, why: BreakerRefusal) => void) | undefined;
+  /** Reads the clock at each call's start: slow calls are measured or telemetry wants the latency. */
+  private readonly clocked: boolean;
   /** Slow calls move the circuit (`slowCallRate`), else they are only counted. */
   private readonly slowCounts: boolean;
   /** Timed trials in flight (deadline data): when the earliest of this visit ends, a slot frees. */
@@ -141,8 +147,12 @@ export class GuardedCalls {
     private readonly report: (error: unknown, detail: string) => void,
     /** Called once by `dispose()` (the registry forgets the name, the actor stops). */
     private readonly onDispose: () => void = () => {},
+    observe?: TelemetryHooks,
   ) {
     this.measuresSlow = options.slowCallMs !== Number.POSITIVE_INFINITY;
+    this.onCall = observe?.breakerCall?.bind(observe);
+    this.onRefused = observe?.breakerRefused?.bind(observe);
+    this.clocked = this.measuresSlow || this.onCall !== undefined;
     this.slowCounts = options.slowCallRate !== undefined;
   }
 
@@ -237,6 +247,7 @@ export class GuardedCalls {
     const bulkhead = (this.bulkhead ??= new Bulkhead());
     if (bulkhead.size >= this.options.maxQueued) {
       this.counts.bulkheadRejections++;
+      this.onRefused?.(this.name, 'bulkhead');
       return Promise.reject(bulkheadFull(this.name, this.options, this.deadlines?.earliest(), this.clock.now()));
     }
     return bulkhead.wait(fn) as Promise<T>;
@@ -311,6 +322,7 @@ export class GuardedCalls {
   private refuse(mode: BreakerState): Promise<never> {
     if (this.stopped) return Promise.reject(this.stoppedError());
     this.counts.rejections++;
+    this.onRefused?.(this.name, mode as BreakerRefusal);
     const retryAfterMs = this.retryAfterMs;
     const state = mode as RefusingState;
     const error = this.options.captureStack
@@ -327,7 +339,7 @@ export class GuardedCalls {
     if (timeoutMs === 0) return this.runUntimed(fn, trial, visit);
     // An AbortSignal costs ~3 µs to create (Node 20), ten times the rest of a call: only when fn takes one.
     const controller = this.wantsSignal(fn) ? new AbortController() : undefined;
-    const call = new TimedCall(this, trial, visit, controller, this.measuresSlow ? this.clock.now() : 0);
+    const call = new TimedCall(this, trial, visit, controller, this.clocked ? this.clock.now() : 0);
     if (trial) (this.trialCalls ??= []).push(call);
     const promise = new Promise<T>((resolve, reject) => {
       call.resolve = resolve;
@@ -366,23 +378,25 @@ export class GuardedCalls {
   }
 
   private async runUntimed<T>(fn: Guarded<T>, trial: boolean, visit: number): Promise<T> {
-    const started = this.measuresSlow ? this.clock.now() : 0;
+    const started = this.clocked ? this.clock.now() : 0;
     let value: T;
     try {
       value = await fn(NEVER);
     } catch (error) {
-      this.failed(error, trial, visit);
+      this.failed(error, trial, visit, started);
       throw error;
     }
     this.succeeded(trial, visit, started);
     return value;
   }
 
-  /** @internal a call finished in time; `started` is when, if slow calls are measured. */
+  /** @internal a call finished in time; `started` is when, if the calls are clocked. */
   succeeded(trial: boolean, visit: number, started: number): void {
     this.counts.inFlight--;
     this.counts.successes++;
-    if (this.measuresSlow && this.clock.now() - started >= this.options.slowCallMs) {
+    const ms = this.clocked ? this.clock.now() - started : 0;
+    this.onCall?.(this.name, ms, 'success');
+    if (this.measuresSlow && ms >= this.options.slowCallMs) {
       this.counts.slowCalls++;
       if (this.slowCounts) {
         this.slow(trial, visit);
@@ -421,11 +435,13 @@ export class GuardedCalls {
     this.tell({ type: 'call.slow', successesBefore }, visit);
   }
 
-  /** @internal a call threw or rejected. */
-  failed(error: unknown, trial: boolean, visit: number): void {
+  /** @internal a call threw or rejected; `started` is when, if the calls are clocked. */
+  failed(error: unknown, trial: boolean, visit: number, started: number): void {
     this.counts.inFlight--;
     if (this.bulkhead) this.freed();
-    if (!this.countsAsFailure(error)) {
+    const counts = this.countsAsFailure(error);
+    this.onCall?.(this.name, this.clock.now() - started, counts ? 'failure' : 'ignored');
+    if (!counts) {
       this.counts.ignoredErrors++;
       if (trial) {
         this.tell(TRIAL_RELEASE, visit);
@@ -450,6 +466,7 @@ export class GuardedCalls {
     this.counts.inFlight--;
     this.counts.failures++;
     this.counts.timeouts++;
+    this.onCall?.(this.name, this.clock.now() - call.started, 'timeout');
     if (this.bulkhead) this.freed();
     this.countedFailure(call.trial, call.visit);
   }

@@ -5,6 +5,7 @@ import { KeelError, LeaseLostError, TaskTimeoutError } from '../../core/errors.j
 import { describeError } from '../../core/json.js';
 import { backoffMs, type RetryPolicy } from '../../core/retry.js';
 import { renewEveryMs } from '../../core/states.js';
+import type { AttemptScope, TelemetryHooks } from '../../core/telemetry.js';
 import { claimsOpen, isEnding, type QueueEvent, type QueueSnapshot } from '../../machines/queue.js';
 import type { TaskEvent } from '../../machines/task.js';
 import type { ClaimedTask, Outcome, TaskStore } from '../../stores/store.js';
@@ -71,6 +72,8 @@ export interface EngineOptions {
   breakerName: string | undefined;
   publish: (topic: string, payload: TaskEventPayload) => void;
   report: (error: unknown, detail: string) => void;
+  /** Metrics and traces of each attempt, when the runtime has them. */
+  observe?: TelemetryHooks | undefined;
 }
 
 interface Held {
@@ -380,6 +383,8 @@ export class QueueEngine {
     let error: unknown;
     let timer: unknown;
     let started: number | undefined;
+    let ranMs = 0;
+    let scope: AttemptScope | undefined;
     try {
       const straggler = this.stragglers.size > 0 ? this.stragglers.get(claimed.id) : undefined;
       if (straggler !== undefined) await this.waitOut(h, straggler);
@@ -399,7 +404,18 @@ export class QueueEngine {
         },
       };
       started = this.o.clock.now();
-      const run = this.invoke(h, task);
+      const observe = this.o.observe;
+      if (observe?.taskAttempt !== undefined) {
+        const dueAt = claimed.runAt;
+        scope = observe.taskAttempt({
+          queue: this.o.queue,
+          id: claimed.id,
+          attempt: claimed.attempt,
+          // Another process's clock may run ahead of ours: a task never waited less than nothing.
+          waitedMs: dueAt === undefined ? undefined : Math.max(0, started - dueAt),
+        });
+      }
+      const run = scope === undefined ? this.invoke(h, task) : scope.run(() => this.invoke(h, task));
       if (this.o.timeoutMs > 0) {
         timer = this.o.clock.setTimeout(() => {
           const reason = new TaskTimeoutError(this.o.queue, claimed.id, this.o.timeoutMs);
@@ -422,15 +438,20 @@ export class QueueEngine {
       if (timer !== undefined) this.o.clock.clearTimeout(timer);
       h.cut = undefined;
       this.running--;
-      if (started !== undefined) this.measure(this.o.clock.now() - started);
+      if (started !== undefined) {
+        ranMs = this.o.clock.now() - started;
+        this.measure(ranMs);
+      }
     }
     // Lost or released tasks are no longer ours to settle.
     if (h.state !== 'running') {
+      scope?.end('released', ranMs, error);
       this.notifyChange();
       return;
     }
     h.state = 'settling';
     h.outcome = this.outcomeOf(h, event, error);
+    scope?.end(h.outcome.kind, ranMs, error);
     this.outbox.push({ held: h, outcome: h.outcome });
     this.scheduleFlush();
   }

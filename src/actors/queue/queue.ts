@@ -58,12 +58,19 @@ interface PendingEnqueue {
   task: NewTask;
   resolve: (r: EnqueueResult) => void;
   reject: (e: unknown) => void;
+  /** Told the new task's id (telemetry), before any worker can claim it. */
+  follow: ((id: string) => void) | undefined;
+}
+
+function followed(r: EnqueueResult, follow: (id: string) => void): EnqueueResult {
+  if (!r.deduplicated) follow(r.id);
+  return r;
 }
 
 /** What a queue needs of its runtime. */
 export type QueueHost = Pick<
   Host,
-  'store' | 'clock' | 'publish' | 'subscribe' | 'report' | 'whenRunning' | 'system' | 'state'
+  'store' | 'clock' | 'publish' | 'subscribe' | 'report' | 'whenRunning' | 'system' | 'state' | 'observe'
 > & {
   /** The runtime's breaker called `name` (created on first use). */
   breaker(name: string): GuardingBreaker;
@@ -101,6 +108,7 @@ export function createQueue(
     breaker: o.breaker === undefined ? undefined : () => rt.breaker(o.breaker!),
     publish: (topic, payload: TaskEventPayload) => rt.publish(topic, payload),
     report,
+    observe: rt.observe,
   });
   const actor = startActor(rt, name, engine, report, o);
   engine.attach(actor);
@@ -158,7 +166,10 @@ export function createQueue(
         items.map((i) => i.task),
         rt.clock.now(),
       );
-      for (let i = 0; i < items.length; i++) items[i]!.resolve(results[i]!);
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i]!;
+        item.resolve(item.follow === undefined ? results[i]! : followed(results[i]!, item.follow));
+      }
       engine.notify();
     } catch (error) {
       for (const i of items) i.reject(error);
@@ -198,8 +209,13 @@ export function createQueue(
           runAt,
           ...(key !== undefined && { key }),
         };
-        if (tx !== undefined) return enqueueIn(tx, task);
-        return new Promise<EnqueueResult>((resolve, reject) => batch.add({ task, resolve, reject }));
+        // Asked here, in the caller's async context: the trace context of this enqueue becomes the attempts' parent.
+        const follow = rt.observe?.taskEnqueueing?.(name);
+        if (tx !== undefined) {
+          const stored = enqueueIn(tx, task);
+          return follow === undefined ? stored : stored.then((r) => followed(r, follow));
+        }
+        return new Promise<EnqueueResult>((resolve, reject) => batch.add({ task, resolve, reject, follow }));
       } catch (error) {
         return Promise.reject(error);
       }

@@ -63,7 +63,10 @@ interface Flight {
 }
 
 /** What a saga runner needs of its runtime. */
-export type SagaHost = Pick<Host, 'store' | 'clock' | 'publish' | 'report' | 'whenRunning' | 'inspected' | 'system'>;
+export type SagaHost = Pick<
+  Host,
+  'store' | 'clock' | 'publish' | 'report' | 'whenRunning' | 'inspected' | 'system' | 'observe'
+>;
 
 /** The store methods a saga needs. */
 type Sagas = Store & SagaStore;
@@ -529,7 +532,11 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
             signal: attemptSignal,
             idempotencyKey,
           };
-          return running ? s.run(ctx) : (s.compensate as NonNullable<SagaStep['compensate']>)(ctx);
+          const call = () => (running ? s.run(ctx) : (s.compensate as NonNullable<SagaStep['compensate']>)(ctx));
+          const observe = this.rt.observe;
+          if (observe?.sagaStep === undefined) return call();
+          const info = { saga: this.def.name, sagaId: context.sagaId, step, compensation: !running, attempt };
+          return observe.sagaStep(info, call);
         },
       });
     } catch (error) {

@@ -163,6 +163,7 @@ export function memoryStore(): Store {
           id: String(row.id),
           payload: row.payload,
           attempt: row.attempt,
+          runAt: row.runAt,
           token,
           ...(row.key !== undefined && { key: row.key }),
         });

@@ -71,6 +71,7 @@ export function claimedTasks(
     id: String(r.id),
     payload: r.payload,
     attempt: r.attempt,
+    runAt: r.run_at,
     token,
     ...(r.key !== null && { key: r.key }),
   }));
