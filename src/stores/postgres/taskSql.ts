@@ -28,15 +28,16 @@ export function taskStatements(s: string, channel: string) {
       ORDER BY input.ord`,
     liveKeys: `SELECT key, id FROM ${s}.tasks WHERE queue = $1 AND key = ANY($2::text[]) AND ${LIVE}`,
     // SKIP LOCKED: concurrent claimers (other workers, other processes) take different rows instead of queueing on locks.
+    // Starts after ($6, $7), the last key this store claimed: the entries before it are claimed and settled
+    // tasks whose index entries stay until VACUUM, and a scan from the start walks all of them (a 200k backlog
+    // slowed to a fraction of its start). A claim is not worth an fsync (synchronous_commit off for this
+    // transaction only): if the database loses it in a crash the task is simply claimed again, and the settle
+    // that follows commits synchronously, which flushes the claim's WAL with it.
     claim: `
-      WITH picked AS (
-        SELECT id FROM ${s}.tasks
-        WHERE queue = $1 AND state IN ('pending', 'retrying') AND run_at <= $2
-        ORDER BY run_at, id LIMIT $3
-        FOR UPDATE SKIP LOCKED)
+      WITH async AS (SELECT set_config('synchronous_commit', 'off', true) AS v)
       UPDATE ${s}.tasks t SET state = 'active', attempt = t.attempt + 1, lease_token = $4,
         lease_until = $5, updated_at = $2
-      FROM picked WHERE t.id = picked.id
+      WHERE t.id = ANY(ARRAY(SELECT ${s}.claimable($1, $2, $3, $6, $7))) AND EXISTS (SELECT FROM async)
       RETURNING t.id, t.payload, t.attempt, t.key, t.run_at`,
     // No statement here joins the batch with the table: without statistics (a fresh table; autovacuum off or
     // behind) the planner estimates one row for a CTE and rescans it once per row, so a settle of n outcomes

@@ -17,6 +17,29 @@ export interface Queryable {
 }
 
 const SHARDS = 16;
+/** How often a claim scans from the start of the queue instead of from the last key it claimed. */
+const REWIND_MS = 1000;
+
+/** A position in the claim order. */
+interface Key {
+  runAt: number;
+  id: number;
+}
+/** Before every task: `run_at` is epoch ms, ids start at 1. */
+const FIRST: Key = { runAt: Number.MIN_SAFE_INTEGER, id: 0 };
+type ClaimedRow = Parameters<typeof claimedTasks>[0][number];
+
+/** The largest key among `rows` and `floor` (FIRST when there is neither). */
+function lastKey(rows: readonly ClaimedRow[], floor: Key = FIRST): Key {
+  let k = floor;
+  for (const r of rows) {
+    // Number(): on a plain client (not the store's pool) bigint columns arrive as strings.
+    const runAt = Number(r.run_at);
+    const id = Number(r.id);
+    if (runAt > k.runAt || (runAt === k.runAt && id > k.id)) k = { runAt, id };
+  }
+  return k;
+}
 
 /** Enqueues on `db`: the store's pool, or a caller's client in an open transaction (then it commits with the caller). */
 export type EnqueueOn = (
@@ -38,6 +61,8 @@ export function postgresTasks(
 ): TaskStore & { enqueueOn: EnqueueOn } {
   const sql: TaskSql = taskStatements(schema, channel);
   const shard = Math.floor(Math.random() * SHARDS);
+  // Per queue: where the next claim starts, and when it scans from the start again.
+  const cursors = new Map<string, Key & { rewindAt: number }>();
   const run = (name: keyof TaskSql, values: unknown[], on: Queryable = db()) =>
     on.query({ name: `keel_${tag}_${name}`, text: sql[name], values });
 
@@ -107,8 +132,24 @@ export function postgresTasks(
     },
 
     async claim(queue, { limit, now, leaseUntil, token }): Promise<ClaimedTask[]> {
-      const res = await run('claim', [queue, now, limit, token, leaseUntil]);
-      return claimedTasks(res.rows, token);
+      const scan = (n: number, after: Key) =>
+        run('claim', [queue, now, n, token, leaseUntil, after.runAt, after.id]).then((r) => r.rows as ClaimedRow[]);
+      const cursor = cursors.get(queue);
+      let rows: ClaimedRow[] = [];
+      if (cursor && now < cursor.rewindAt) {
+        rows = await scan(limit, cursor);
+        if (rows.length === limit) {
+          cursors.set(queue, { ...lastKey(rows), rewindAt: cursor.rewindAt });
+          return claimedTasks(rows, token);
+        }
+      }
+      // From the start: what the cursor passed over (a task committed after newer ones, a producer whose
+      // clock lags) waits at most REWIND_MS longer than its turn.
+      const more = await scan(limit - rows.length, FIRST);
+      const all = rows.concat(more);
+      const last = more.length === limit - rows.length ? lastKey(more) : lastKey(all, cursor);
+      cursors.set(queue, { ...last, rewindAt: now + REWIND_MS });
+      return claimedTasks(all, token);
     },
 
     async renew(queue, leases, leaseUntil, now): Promise<string[]> {
