@@ -2,7 +2,7 @@ import type { AnyActorRef } from 'xstate';
 import type { Clock } from '../../core/clock.js';
 import { KeelError } from '../../core/errors.js';
 import { busMachine } from '../../machines/bus.js';
-import { type BusEvent, envelopeFactory } from './event.js';
+import { type BusEvent, envelopeFactory, envelopeTime } from './event.js';
 import { TopicIndex } from './topicIndex.js';
 
 export type { BusEvent } from './event.js';
@@ -53,6 +53,7 @@ export interface Bus<E extends EventMap = Record<string, any>> {
 export class EventBus<E extends EventMap = Record<string, any>> implements Bus<E> {
   private readonly index = new TopicIndex<Subscription>();
   private readonly envelope = envelopeFactory();
+  private readonly time: () => number;
   private seq = 0;
   private eventSeq = 0;
   private delivering = false;
@@ -63,13 +64,15 @@ export class EventBus<E extends EventMap = Record<string, any>> implements Bus<E
   private readonly actorSubs = new WeakMap<AnyActorRef, Map<string, () => void>>();
 
   constructor(
-    private readonly clock: Pick<Clock, 'now'>,
+    clock: Pick<Clock, 'now' | 'afterTurn'>,
     /**
      * Where errors go that cannot be published: failures of `bus.handler.failed`
      * handlers (no loops) and bad requests sent to the bus actor.
      */
     private readonly report: (error: unknown, detail: string) => void = () => {},
-  ) {}
+  ) {
+    this.time = envelopeTime(clock);
+  }
 
   get open(): boolean {
     return this.isOpen;
@@ -85,8 +88,8 @@ export class EventBus<E extends EventMap = Record<string, any>> implements Bus<E
     const n = subs.length;
     if (n === 0 || !this.isOpen) return 0;
     const seq = this.eventSeq++;
-    // Nobody can see the envelope: skip it and its clock read (a clock read costs as much as a whole publish).
-    const event = route.wantsEvent ? this.envelope(topic, payload, this.clock.now(), options?.source, seq) : undefined;
+    // Nobody can see the envelope: skip it and its time.
+    const event = route.wantsEvent ? this.envelope(topic, payload, this.time(), options?.source, seq) : undefined;
     if (this.delivering) {
       // A publish from inside a handler waits, so each subscriber sees events in publish order.
       this.backlog.push(subs, topic, payload, event);
