@@ -115,4 +115,56 @@ describe.skipIf(!pgAvailable)('postgres claim: starts after the last key it clai
     const after = await tasks.claim('fair', { limit: 2, now: 1021, leaseUntil: 10_000, token: 'd' });
     expect(after.map((t) => t.payload)).toEqual(['22', '23']);
   });
+
+  it('a lease its holder had locked through two reaps is reaped by the next full reap, within ten seconds', async () => {
+    const tasks = tasksOn();
+    await tasks.enqueue('reap', [{ payload: '"x"', runAt: 0 }], 0);
+    const [t] = await tasks.claim('reap', { limit: 1, now: 1, leaseUntil: 100, token: 'x' });
+    const holder = await client();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM ${quoted}.tasks WHERE id = $1 FOR UPDATE`, [Number(t!.id)]);
+      expect(await tasks.expireLeases('reap', 200, 5)).toEqual([]);
+      expect(await tasks.expireLeases('reap', 3_000, 5)).toEqual([]);
+      await holder.query('ROLLBACK');
+    } finally {
+      await holder.end();
+    }
+    // Reaps look back only a second past the last one...
+    expect(await tasks.expireLeases('reap', 5_000, 5)).toEqual([]);
+    // ... and at every lease ten seconds after the last full reap.
+    expect(await tasks.expireLeases('reap', 10_200, 5)).toEqual([{ id: t!.id, state: 'pending' }]);
+  });
+
+  it('a reap after many settled leases ran out reads few index pages', { timeout: 60_000 }, async () => {
+    const tasks = tasksOn();
+    for (let i = 0; i < 4; i++) {
+      await tasks.enqueue(
+        'leases',
+        Array.from({ length: 5000 }, () => ({ payload: '{}', runAt: 0 })),
+        0,
+      );
+    }
+    let now = 1;
+    for (;;) {
+      const got = await tasks.claim('leases', { limit: 1000, now, leaseUntil: now + 100, token: `t${now}` });
+      if (got.length === 0) break;
+      await tasks.settle('leases', succeeded(got), now);
+      now += 2000;
+    }
+    await tasks.expireLeases('leases', now, 5);
+    // Every settled task's lease has run out by now; their tasks_leases entries are still there.
+    await c.query('BEGIN');
+    try {
+      const blocks = async () =>
+        Number(
+          (await c.query(`SELECT pg_stat_get_xact_blocks_fetched('${quoted}.tasks_leases'::regclass) AS n`)).rows[0].n,
+        );
+      const before = await blocks();
+      expect(await tasks.expireLeases('leases', now + 200, 5)).toEqual([]);
+      expect((await blocks()) - before).toBeLessThan(10);
+    } finally {
+      await c.query('ROLLBACK');
+    }
+  });
 });

@@ -84,18 +84,20 @@ export function taskStatements(s: string, channel: string) {
         WHERE d.n > 0
         ON CONFLICT (queue, shard) DO UPDATE SET succeeded = ${s}.queue_counts.succeeded + excluded.succeeded)
       SELECT id FROM done UNION ALL SELECT id FROM moved`,
-    // A row locked by its holder (settling or renewing it) is left for the next reap.
+    // A row locked by its holder (settling or renewing it) is left for the next reap. Leases that ran out
+    // before $4 were reaped already: settled tasks leave their tasks_leases entries behind until VACUUM, and a
+    // reap from the start of the index walked all of them every second (a 1M backlog slowed by half once its
+    // first leases were older than leaseMs).
     expire: `
-      WITH due AS (
-        SELECT id FROM ${s}.tasks WHERE queue = $1 AND state = 'active' AND lease_until <= $2
-        FOR UPDATE SKIP LOCKED)
       UPDATE ${s}.tasks t SET
         state = CASE WHEN t.attempt < $3::bigint THEN 'pending' ELSE 'dead' END,
         run_at = CASE WHEN t.attempt < $3::bigint THEN $2 ELSE t.run_at END,
         last_error = CASE WHEN t.attempt < $3::bigint THEN t.last_error
           ELSE 'lease expired on attempt ' || t.attempt END,
         lease_token = NULL, lease_until = NULL, updated_at = $2
-      FROM due WHERE t.id = due.id
+      WHERE t.id = ANY(ARRAY(
+        SELECT id FROM ${s}.tasks WHERE queue = $1 AND state = 'active' AND lease_until <= $2 AND lease_until > $4
+        FOR UPDATE SKIP LOCKED))
       RETURNING t.id, t.state`,
     nextDue: `
       SELECT (SELECT min(run_at) FROM ${s}.tasks WHERE queue = $1 AND state IN ('pending', 'retrying')) AS due,

@@ -20,6 +20,11 @@ const SHARDS = 16;
 /** How often a claim scans from the start of the queue instead of from the last key it claimed. */
 const REWIND_MS = 1000;
 
+/** A reap also looks this far behind the last one, for leases whose holder had them locked then. */
+const REAP_OVERLAP_MS = 1000;
+/** How often a reap looks at every lease, for what the overlap missed (a holder's failed settle). */
+const FULL_REAP_MS = 10_000;
+
 /** A position in the claim order. */
 interface Key {
   runAt: number;
@@ -63,6 +68,8 @@ export function postgresTasks(
   const shard = Math.floor(Math.random() * SHARDS);
   // Per queue: where the next claim starts, and when it scans from the start again.
   const cursors = new Map<string, Key & { rewindAt: number }>();
+  // Per queue: the time of the last reap, and when a reap scans all leases again.
+  const reaps = new Map<string, { to: number; fullAt: number }>();
   const run = (name: keyof TaskSql, values: unknown[], on: Queryable = db()) =>
     on.query({ name: `keel_${tag}_${name}`, text: sql[name], values });
 
@@ -168,7 +175,12 @@ export function postgresTasks(
 
     async expireLeases(queue, now, maxAttempts): Promise<ExpiredLease[]> {
       const max = Number.isFinite(maxAttempts) ? maxAttempts : UNLIMITED;
-      const res = await run('expire', [queue, now, max]);
+      // From a little before the last reap (a row its holder had locked then), and from the start now and then.
+      const last = reaps.get(queue);
+      const full = !last || now >= last.fullAt;
+      const from = full ? Number.MIN_SAFE_INTEGER : last.to - REAP_OVERLAP_MS;
+      const res = await run('expire', [queue, now, max, from]);
+      reaps.set(queue, { to: Math.max(now, last?.to ?? now), fullAt: full ? now + FULL_REAP_MS : last.fullAt });
       return (res.rows as { id: number; state: 'pending' | 'dead' }[]).map((r) => ({
         id: String(r.id),
         state: r.state,
