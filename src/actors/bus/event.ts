@@ -1,12 +1,14 @@
-import type { Clock } from '../../core/clock.js';
-
 /** The envelope every subscriber receives (CloudEvents field names). */
 export interface BusEvent<TType extends string = string, TData = unknown> {
   readonly id: string;
   readonly type: TType;
   /**
-   * Milliseconds since the epoch, from the runtime's clock: with the system clock, the time of the first
-   * envelope of the event-loop turn it was published in (see `envelopeTime`).
+   * Milliseconds since the epoch, from the runtime's clock. A clock read costs as much as a whole
+   * publish, so when the clock can tell the end of an event-loop turn (`afterTurn`, as the system clock
+   * can) the envelopes of one turn share one read, taken at the turn's first envelope: an envelope's
+   * time is never later than its publish, and earlier by at most the time since that first envelope,
+   * which is at most the length of the turn (a synchronous burst of publishes). Times never go
+   * backwards. A clock without `afterTurn` (a simulated clock) is read for every envelope: exact times.
    */
   readonly time: number;
   readonly source: string | undefined;
@@ -43,30 +45,4 @@ export function envelopeFactory(): EnvelopeFactory {
     }
   }
   return (type, data, time, source, seq) => new Envelope(type, data, time, source, seq);
-}
-
-/**
- * The `time` of envelopes. A clock read costs as much as a whole publish, so
- * when the clock can tell the end of an event-loop turn (`afterTurn`, as the
- * system clock can) the envelopes of one turn share one read, taken at the
- * turn's first envelope. An envelope's time is then never later than its
- * publish, and earlier by at most the time since that first envelope, which is
- * at most the length of the turn (the time a synchronous burst of publishes
- * takes). Times never go backwards: a turn's read comes after the last turn's.
- * A clock without `afterTurn` (a simulated clock) is read for every envelope:
- * tests see exact times.
- */
-export function envelopeTime(clock: Pick<Clock, 'now' | 'afterTurn'>): () => number {
-  if (!clock.afterTurn) return () => clock.now();
-  let stamp: number | undefined;
-  const endTurn = () => {
-    stamp = undefined;
-  };
-  return () => {
-    if (stamp === undefined) {
-      stamp = clock.now();
-      clock.afterTurn!(endTurn);
-    }
-    return stamp;
-  };
 }
