@@ -9,7 +9,14 @@ import PgBoss from 'pg-boss';
 import { createRuntime, postgresStore } from '../src/index.js';
 
 export const PG_URL = process.env.KEEL_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-export const LIBS = ['keel', 'graphile-worker', 'pg-boss'] as const;
+/**
+ * `keel` and `graphile-worker` run in their defaults; `keel batched` claims `KEEL_BATCH` tasks ahead per
+ * store call (`batchSize`); `graphile-worker batched` in its documented high-throughput
+ * configuration (a local queue of 500 jobs fetched at once, completions and failures batched with no delay).
+ */
+export const LIBS = ['keel', 'keel batched', 'graphile-worker', 'graphile-worker batched', 'pg-boss'] as const;
+/** keel's claim size (`batchSize`) in its batched row, the same as graphile-worker batched's local queue. */
+export const KEEL_BATCH = 500;
 export type Lib = (typeof LIBS)[number];
 
 const CHUNK = 1000;
@@ -27,7 +34,7 @@ export async function producer(lib: Lib, schema: string): Promise<Producer> {
   const chunks = async (n: number, put: (from: number, count: number) => Promise<unknown>) => {
     for (let i = 0; i < n; i += CHUNK) await put(i, Math.min(CHUNK, n - i));
   };
-  if (lib === 'keel') {
+  if (lib === 'keel' || lib === 'keel batched') {
     const rt = createRuntime({ store: postgresStore({ connectionString: PG_URL, schema }) });
     const q = rt.queue('bench');
     await rt.start();
@@ -36,7 +43,7 @@ export async function producer(lib: Lib, schema: string): Promise<Producer> {
       close: () => rt.stop(),
     };
   }
-  if (lib === 'graphile-worker') {
+  if (lib === 'graphile-worker' || lib === 'graphile-worker batched') {
     const utils = await makeWorkerUtils({ connectionString: PG_URL, schema });
     await utils.migrate();
     return {
@@ -66,14 +73,15 @@ export async function startWorker(
   schema: string,
   concurrency: number,
   job: () => Promise<void>,
+  bossBatch = BOSS_BATCH,
 ): Promise<() => Promise<void>> {
-  if (lib === 'keel') {
+  if (lib === 'keel' || lib === 'keel batched') {
     const rt = createRuntime({ store: postgresStore({ connectionString: PG_URL, schema }) });
-    rt.queue('bench', { concurrency, handler: job });
+    rt.queue('bench', { concurrency, handler: job, ...(lib === 'keel batched' && { batchSize: KEEL_BATCH }) });
     await rt.start();
     return () => rt.stop();
   }
-  if (lib === 'graphile-worker') {
+  if (lib === 'graphile-worker' || lib === 'graphile-worker batched') {
     const runner = await runGraphile({
       connectionString: PG_URL,
       schema,
@@ -82,13 +90,16 @@ export async function startWorker(
       pollInterval: 1000,
       logger: silentLogger(),
       taskList: { bench: job },
+      ...(lib === 'graphile-worker batched' && {
+        preset: { worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
+      }),
     });
     return () => runner.stop();
   }
   const boss = new PgBoss({ connectionString: PG_URL, schema, supervise: false, schedule: false });
   boss.on('error', () => {});
   await boss.start();
-  await boss.work('bench', { batchSize: BOSS_BATCH, pollingIntervalSeconds: 0.5 }, async (jobs) => {
+  await boss.work('bench', { batchSize: bossBatch, pollingIntervalSeconds: 0.5 }, async (jobs) => {
     let next = 0;
     const lane = async () => {
       while (next < jobs.length) {

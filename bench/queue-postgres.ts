@@ -1,42 +1,66 @@
 /**
- * Task queue throughput on PostgreSQL: keel (`postgresStore`) beside
- * graphile-worker 0.17 and pg-boss 10, on the same database in the same run,
- * each in a schema of its own (dropped afterwards).
+ * Task queue throughput on PostgreSQL: keel (`postgresStore`, default options)
+ * beside graphile-worker 0.17 (its defaults, and batched: its documented
+ * high-throughput configuration) and pg-boss 10, on the same database in the
+ * same run, each in a schema of its own (dropped afterwards).
  *
  * End to end: the workers start on an empty queue (not timed), then N no-op
- * jobs (N = 5,000, env `BENCH_PG_N`) are enqueued in bulk (keel: 1,000
- * concurrent `enqueue` calls, batched into one statement; graphile-worker:
- * `addJobs`; pg-boss: `insert`) and the clock stops when every job ran;
- * jobs/s = N / that time. Concurrency (handler calls at once per worker) 1 and
- * 16; one worker in this process, or two worker processes (`_pgWorker.ts`)
- * fed by this one. pg-boss 10 sleeps its polling interval (at least 0.5 s)
- * after every fetch, so it fetches `BENCH_BOSS_BATCH` (default 500) jobs at a
- * time, run `concurrency` at once. Every library runs with its defaults
- * otherwise. Runs are interleaved and the median of `BENCH_PG_RUNS` (default
- * 3) is kept. Database: `KEEL_PG_URL`, default the local `test` database.
+ * jobs are enqueued in bulk (keel: 1,000 concurrent `enqueue` calls, batched
+ * into one statement; graphile-worker: `addJobs`; pg-boss: `insert`) and the
+ * clock stops when every job ran; jobs/s = N / that time. N = 20,000 (env
+ * `BENCH_PG_N`) for keel and graphile-worker batched, a quarter of that for the
+ * slower anchors (graphile-worker's defaults, pg-boss) to keep the run short.
+ * Concurrency (handler calls at once per worker) 1 and 16; one worker in this
+ * process, or two worker processes (`_pgWorker.ts`) fed by this one. pg-boss 10
+ * sleeps its polling interval (at least 0.5 s) after every fetch, so it fetches
+ * `BENCH_BOSS_BATCH` (default 500) jobs at a time, run `concurrency` at once.
+ * Runs are interleaved and the median of `BENCH_PG_RUNS` (default 3) is kept.
+ *
+ * `keel batched` is keel with `batchSize: 500` (tasks claimed ahead per store call), the counterpart of
+ * graphile-worker batched's local queue of 500.
+ *
+ * Ceiling: the same N tasks moved on keel's schema by the minimal SQL alone,
+ * no runtime: one claim of 48 tasks (what keel claims at concurrency 16 by default) or 500 (batched)
+ * and one settle per batch, the next claim overlapping the last settle, as keel does.
+ *
+ * Deep backlog: `KEEL_BENCH_BACKLOG` (default 200,000) jobs are enqueued
+ * first, then one worker at concurrency 8 drains them; the rates over the
+ * first and the last fifth are reported (pg-boss fetches 2,000 at a time
+ * here). Database: `KEEL_PG_URL`, default the local `test` database.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { LIBS, type Lib, PG_URL, producer, startWorker } from './_pgLibs.js';
+import { postgresStore } from '../src/index.js';
+import { KEEL_BATCH, LIBS, type Lib, PG_URL, producer, startWorker } from './_pgLibs.js';
 import { median, ratio, type TableRow } from './harness.js';
 
-const N = Number(process.env.BENCH_PG_N) || 5000;
+const N = Number(process.env.BENCH_PG_N) || 20_000;
 const RUNS = Math.max(1, Number(process.env.BENCH_PG_RUNS) || 3);
+const BACKLOG = Number(process.env.KEEL_BENCH_BACKLOG) || 200_000;
+/** What keel claims per store call at concurrency 16: its default (16 + batchSize 32), and batched. */
+const CEILING_BATCHES = [48, KEEL_BATCH] as const;
 const workerScript = fileURLToPath(new globalThis.URL('./_pgWorker.ts', import.meta.url));
+const verbose = (line: string) => process.env.BENCH_VERBOSE && console.log(`  ${line}`);
+
+/** Jobs per end-to-end run: the slow anchors get fewer, or the run would take minutes. */
+const jobsFor = (lib: Lib) => (lib === 'graphile-worker' || lib === 'pg-boss' ? Math.round(N / 4) : N);
 
 let seq = 0;
-const schemaName = (lib: Lib) => `bench_${lib.replace(/[^a-z]/g, '').slice(0, 5)}_${process.pid}_${++seq}`;
+const schemaName = (lib: string) => `bench_${lib.replace(/[^a-z]/g, '').slice(0, 5)}_${process.pid}_${++seq}`;
 
-async function dropSchema(schema: string): Promise<void> {
+async function sql<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const c = new pg.Client({ connectionString: PG_URL });
   await c.connect();
   try {
-    await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    return await fn(c);
   } finally {
     await c.end();
   }
 }
+
+const dropSchema = (schema: string) => sql((c) => c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A worker whose finished-job count this process can read. */
 interface Running {
@@ -44,11 +68,17 @@ interface Running {
   stop(): Promise<void>;
 }
 
-async function inThisProcess(lib: Lib, schema: string, concurrency: number): Promise<Running> {
+async function inThisProcess(lib: Lib, schema: string, concurrency: number, bossBatch?: number): Promise<Running> {
   let done = 0;
-  const stop = await startWorker(lib, schema, concurrency, async () => {
-    done++;
-  });
+  const stop = await startWorker(
+    lib,
+    schema,
+    concurrency,
+    async () => {
+      done++;
+    },
+    bossBatch,
+  );
   return { done: () => done, stop };
 }
 
@@ -72,8 +102,9 @@ function inChild(lib: Lib, schema: string, concurrency: number): Promise<Running
   });
 }
 
-/** One end-to-end run; returns ms from the first enqueue to the last job done. */
+/** One end-to-end run; returns jobs/s from the first enqueue to the last job done. */
 async function once(lib: Lib, concurrency: number, workers: number): Promise<number> {
+  const n = jobsFor(lib);
   const schema = schemaName(lib);
   const jobs = await producer(lib, schema);
   const running: Running[] = [];
@@ -82,9 +113,11 @@ async function once(lib: Lib, concurrency: number, workers: number): Promise<num
       running.push(await (workers === 1 ? inThisProcess : inChild)(lib, schema, concurrency));
     }
     const t0 = performance.now();
-    await jobs.enqueue(N);
-    while (running.reduce((sum, r) => sum + r.done(), 0) < N) await new Promise((r) => setTimeout(r, 1));
-    return performance.now() - t0;
+    await jobs.enqueue(n);
+    while (running.reduce((sum, r) => sum + r.done(), 0) < n) await sleep(1);
+    const ms = performance.now() - t0;
+    verbose(`c=${concurrency} w=${workers} ${lib}: ${n} jobs in ${ms.toFixed(0)} ms`);
+    return n / (ms / 1000);
   } finally {
     for (const r of running) await r.stop();
     await jobs.close();
@@ -92,38 +125,205 @@ async function once(lib: Lib, concurrency: number, workers: number): Promise<num
   }
 }
 
+/** Rates over the first and the last fifth of a drained backlog, and keel's heap at both points. */
+interface Drain {
+  first: number;
+  last: number;
+  heapFirst: number;
+  heapLast: number;
+}
+
+function heapNow(): number {
+  (globalThis as { gc?: () => void }).gc?.();
+  return process.memoryUsage().heapUsed;
+}
+
+/** Enqueues `BACKLOG` jobs with no worker running, then drains them with one worker at concurrency 8. */
+async function backlog(lib: Lib): Promise<Drain> {
+  const schema = schemaName(lib);
+  const jobs = await producer(lib, schema);
+  let worker: Running | undefined;
+  try {
+    await jobs.enqueue(BACKLOG);
+    const fifth = BACKLOG / 5;
+    const marks: number[] = [];
+    const heaps: number[] = [];
+    const t0 = performance.now();
+    worker = await inThisProcess(lib, schema, 8, 2000);
+    while (marks.length < 5) {
+      await sleep(2);
+      if (worker.done() >= fifth * (marks.length + 1)) {
+        marks.push(performance.now());
+        if (marks.length === 1 || marks.length === 4) heaps.push(heapNow());
+      }
+    }
+    const rate = (from: number, to: number) => fifth / ((to - from) / 1000);
+    const out = {
+      first: rate(t0, marks[0]!),
+      last: rate(marks[3]!, marks[4]!),
+      heapFirst: heaps[0]!,
+      heapLast: heaps[1]!,
+    };
+    verbose(
+      `backlog ${BACKLOG} ${lib}: fifths ${marks.map((m, i) => rate(i ? marks[i - 1]! : t0, m).toFixed(0)).join(' ')} /s`,
+    );
+    return out;
+  } finally {
+    await worker?.stop();
+    await jobs.close();
+    await dropSchema(schema);
+  }
+}
+
+/** The minimal SQL on keel's schema: batched claim, batched delete, the next claim overlapping the last settle. */
+async function ceiling(batch: number): Promise<number> {
+  const schema = schemaName('ceil');
+  const jobs = await producer('keel', schema);
+  const s = `"${schema}"`;
+  const claimer = new pg.Client({ connectionString: PG_URL });
+  const settler = new pg.Client({ connectionString: PG_URL });
+  await claimer.connect();
+  await settler.connect();
+  try {
+    await jobs.enqueue(N);
+    const claim = `
+      WITH async AS (SELECT set_config('synchronous_commit', 'off', true))
+      UPDATE ${s}.tasks t SET state = 'active', attempt = attempt + 1, lease_token = 'x', lease_until = $2
+      WHERE t.id IN (SELECT id FROM ${s}.tasks WHERE queue = 'bench' AND state = 'pending' AND run_at <= $1
+        ORDER BY run_at, id LIMIT ${batch} FOR UPDATE SKIP LOCKED) AND EXISTS (SELECT FROM async)
+      RETURNING t.id`;
+    const settle = `DELETE FROM ${s}.tasks WHERE id = ANY($1::bigint[])`;
+    let moved = 0;
+    let settling: Promise<unknown> = Promise.resolve();
+    const t0 = performance.now();
+    for (;;) {
+      const now = Date.now();
+      const { rows } = await claimer.query({ name: `claim${batch}`, text: claim, values: [now, now + 60_000] });
+      if (rows.length === 0) break;
+      moved += rows.length;
+      const ids = rows.map((r: { id: string }) => r.id);
+      settling = settling.then(() => settler.query({ name: 'settle', text: settle, values: [ids] }));
+    }
+    await settling;
+    const ms = performance.now() - t0;
+    if (moved !== N) throw new Error(`ceiling moved ${moved} of ${N} tasks`);
+    return N / (ms / 1000);
+  } finally {
+    await claimer.end();
+    await settler.end();
+    await jobs.close();
+    await dropSchema(schema);
+  }
+}
+
 /** Runs the Postgres queue benchmark. */
 export async function run(): Promise<TableRow[]> {
+  // keel's schema must exist before its producer and workers race to create it.
+  await postgresStore({ connectionString: PG_URL, schema: 'bench_warm' })
+    .open()
+    .catch(() => {});
+  await dropSchema('bench_warm');
   const rows: TableRow[] = [];
+  const keelAt: Record<string, number> = {};
   for (const [concurrency, workers] of [
     [1, 1],
     [16, 1],
     [16, 2],
   ] as const) {
     const rates: Partial<Record<Lib, number[]>> = {};
+    const ceilings: Record<number, number[]> = {};
     for (let r = 0; r < RUNS; r++) {
       for (let k = 0; k < LIBS.length; k++) {
         const lib = LIBS[(r + k) % LIBS.length] as Lib;
-        const ms = await once(lib, concurrency, workers);
-        (rates[lib] ??= []).push(N / (ms / 1000));
-        if (process.env.BENCH_VERBOSE) console.log(`  c=${concurrency} w=${workers} ${lib}: ${ms.toFixed(0)} ms`);
+        (rates[lib] ??= []).push(await once(lib, concurrency, workers));
+      }
+      if (concurrency === 16 && workers === 1) {
+        for (const b of CEILING_BATCHES) (ceilings[b] ??= []).push(await ceiling(b));
       }
     }
     const ours = median(rates.keel!);
-    for (const [anchor, target] of [
-      ['graphile-worker', 1],
-      ['pg-boss', 2],
+    const name = `end-to-end jobs/s, postgres, concurrency ${concurrency}${workers > 1 ? `, ${workers} worker processes` : ''}`;
+    keelAt[`${concurrency}/${workers}`] = ours;
+    const batched = median(rates['keel batched']!);
+    for (const [mine, mineRate, anchor, target] of [
+      ['keel batched', batched, 'graphile-worker batched', 1.5],
+      ['keel', ours, 'graphile-worker batched', 1],
+      ['keel', ours, 'graphile-worker', 1],
+      ['keel', ours, 'pg-boss', 2],
     ] as const) {
       const theirs = median(rates[anchor]!);
       rows.push({
-        name: `end-to-end jobs/s, postgres, concurrency ${concurrency}${workers > 1 ? `, ${workers} worker processes` : ''}`,
-        opsPerSec: Math.round(ours),
-        vs: `${anchor} (postgres)`,
+        name: mine === 'keel' ? name : `${name}, batched (keel batchSize ${KEEL_BATCH})`,
+        opsPerSec: Math.round(mineRate),
+        vs: anchor === 'graphile-worker' ? 'graphile-worker (defaults)' : anchor,
         vsOpsPerSec: Math.round(theirs),
-        ratio: ratio(ours, theirs),
+        ratio: ratio(mineRate, theirs),
         target,
       });
     }
+    for (const b of CEILING_BATCHES) {
+      if (!ceilings[b]) continue;
+      const top = median(ceilings[b]);
+      const mine = b === KEEL_BATCH ? batched : ours;
+      rows.push({
+        name: b === KEEL_BATCH ? `${name}, batched (keel batchSize ${KEEL_BATCH})` : name,
+        opsPerSec: Math.round(mine),
+        vs: `ceiling: minimal SQL, claim ${b} + settle per batch, no runtime`,
+        vsOpsPerSec: Math.round(top),
+        ratio: ratio(mine, top),
+      });
+    }
   }
+  const c1 = keelAt['1/1']!;
+  const c16 = keelAt['16/1']!;
+  rows.push({
+    name: 'end-to-end jobs/s, postgres, keel concurrency 16',
+    opsPerSec: Math.round(c16),
+    vs: 'keel concurrency 1',
+    vsOpsPerSec: Math.round(c1),
+    ratio: ratio(c16, c1),
+    target: 1,
+  });
+
+  const drains: Partial<Record<Lib, Drain>> = {};
+  for (const lib of ['keel', 'keel batched', 'graphile-worker batched', 'pg-boss'] as const)
+    drains[lib] = await backlog(lib);
+  const k = drains.keel!;
+  const label = `deep backlog (${BACKLOG.toLocaleString('en')} enqueued, then drained at concurrency 8)`;
+  for (const part of ['first', 'last'] as const) {
+    for (const [mine, anchor] of [
+      ['keel', 'graphile-worker batched'],
+      ['keel', 'pg-boss'],
+      ['keel batched', 'graphile-worker batched'],
+    ] as const) {
+      const ours = drains[mine]![part];
+      const theirs = drains[anchor]![part];
+      rows.push({
+        name: `${label}${mine === 'keel' ? '' : `, batched (keel batchSize ${KEEL_BATCH})`}, jobs/s over the ${part} fifth`,
+        opsPerSec: Math.round(ours),
+        vs: anchor,
+        vsOpsPerSec: Math.round(theirs),
+        ratio: ratio(ours, theirs),
+        target: 1,
+      });
+    }
+  }
+  rows.push({
+    name: `${label}, keel: last fifth vs first fifth`,
+    opsPerSec: Math.round(k.last),
+    vs: 'keel, first fifth',
+    vsOpsPerSec: Math.round(k.first),
+    ratio: ratio(k.last, k.first),
+    target: 0.8,
+  });
+  rows.push({
+    name: `heap bytes in use, ${label}: keel at the fourth fifth vs the first`,
+    opsPerSec: k.heapLast,
+    vs: 'keel, first fifth',
+    vsOpsPerSec: k.heapFirst,
+    ratio: ratio(k.heapLast, k.heapFirst),
+    target: 1.25,
+    lowerIsBetter: true,
+  });
   return rows;
 }

@@ -1,14 +1,20 @@
 /**
- * Completed 3-step sagas per second (memory and SQLite) and heap bytes per
- * in-flight saga. There is no saga library to run beside keel in-process
- * (Temporal needs a server), so the anchors are the code users write by hand
- * instead (an async function with try/catch and an undo list) and the issue's
- * absolute targets, shown as a fixed anchor so the ratio reads "how far from it".
+ * Completed 3-step sagas per second (memory, SQLite, Postgres) and heap bytes
+ * per in-flight saga. In memory and on SQLite the anchors are the code users
+ * write by hand instead (an async function with try/catch and an undo list)
+ * and the issue's absolute targets, shown as a fixed anchor so the ratio reads
+ * "how far from it". On Postgres the anchor is DBOS Transact, the durable
+ * workflow library that runs in-process on Postgres (`_dbos.ts`): the same 3
+ * steps, the same database, interleaved in the same run. Database:
+ * `KEEL_PG_URL`, default the local `test` database; without one the Postgres
+ * rows are skipped.
  */
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRuntime, type Runtime, sqliteStore } from '../src/index.js';
+import pg from 'pg';
+import { createRuntime, postgresStore, type Runtime, sqliteStore } from '../src/index.js';
+import { launchDbos } from './_dbos.js';
 import { compare, heapBytesPer, ratio, type TableRow } from './harness.js';
 
 const stock = { units: 1_000_000 };
@@ -81,6 +87,74 @@ async function throughput(label: string, rt: Runtime<any>, target?: number): Pro
   return [...rows, ...concurrent, targetRow];
 }
 
+const PG_URL = process.env.KEEL_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+async function dropSchemas(...schemas: string[]): Promise<void> {
+  const c = new pg.Client({ connectionString: PG_URL });
+  await c.connect();
+  try {
+    for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
+  } finally {
+    await c.end();
+  }
+}
+
+/** keel on Postgres beside DBOS Transact, one at a time and 100 at a time; both durable, same database. */
+async function postgres(): Promise<TableRow[]> {
+  const schema = `bench_saga_${process.pid}`;
+  const dbosSchema = `bench_dbos_${process.pid}`;
+  const rt = createRuntime({ store: postgresStore({ connectionString: PG_URL, schema }) });
+  const saga = rt.saga('checkout', { steps });
+  const dbos = await launchDbos(PG_URL, dbosSchema, steps);
+  try {
+    await rt.start();
+    let completed = 0;
+    const keel = async () => {
+      const r = await saga.execute({ cart: 1 });
+      if (r.status === 'completed') completed++;
+    };
+    const vs = 'DBOS Transact (postgres)';
+    const rows = await compare({
+      name: 'completed 3-step sagas, postgres, one at a time',
+      keel,
+      vs: { [vs]: () => dbos.checkout({ cart: 1 }) },
+      runs: 3,
+      target: 1,
+      check: () => {
+        if (completed === 0) throw new Error('no saga completed');
+      },
+    });
+    const batch = 100;
+    rows.push(
+      ...(await compare({
+        name: `completed 3-step sagas, postgres, ${batch} at a time`,
+        keel: () => Promise.all(Array.from({ length: batch }, keel)),
+        vs: { [vs]: () => Promise.all(Array.from({ length: batch }, () => dbos.checkout({ cart: 1 }))) },
+        opsPerCall: batch,
+        runs: 3,
+        target: 1,
+      })),
+    );
+    return rows;
+  } finally {
+    await rt.stop();
+    await dbos.shutdown();
+    await dropSchemas(schema, dbosSchema);
+  }
+}
+
+async function pgReachable(): Promise<boolean> {
+  const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
+  try {
+    await c.connect();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
 /** Runs the saga benchmarks. */
 export async function run(): Promise<TableRow[]> {
   const rows: TableRow[] = [];
@@ -93,6 +167,8 @@ export async function run(): Promise<TableRow[]> {
   } finally {
     for (const f of [path, `${path}-wal`, `${path}-shm`]) rmSync(f, { force: true });
   }
+  if (await pgReachable()) rows.push(...(await postgres()));
+  else console.warn(`saga: skipping the Postgres rows, ${PG_URL} is not reachable`);
 
   const rt = createRuntime();
   const hang = rt.saga('inflight', {

@@ -53,6 +53,11 @@ export interface Bus<E extends EventMap = Record<string, any>> {
 export class EventBus<E extends EventMap = Record<string, any>> implements Bus<E> {
   private readonly index = new TopicIndex<Subscription>();
   private readonly envelope = envelopeFactory();
+  /** The time of this turn's envelopes, once one was made (`BusEvent.time` says how far it may lag). */
+  private stamp: number | undefined;
+  private readonly endTurn = () => {
+    this.stamp = undefined;
+  };
   private seq = 0;
   private eventSeq = 0;
   private delivering = false;
@@ -63,7 +68,7 @@ export class EventBus<E extends EventMap = Record<string, any>> implements Bus<E
   private readonly actorSubs = new WeakMap<AnyActorRef, Map<string, () => void>>();
 
   constructor(
-    private readonly clock: Pick<Clock, 'now'>,
+    private readonly clock: Pick<Clock, 'now' | 'afterTurn'>,
     /**
      * Where errors go that cannot be published: failures of `bus.handler.failed`
      * handlers (no loops) and bad requests sent to the bus actor.
@@ -79,14 +84,26 @@ export class EventBus<E extends EventMap = Record<string, any>> implements Bus<E
     return this.index.size;
   }
 
+  /** The clock now; kept for the rest of the turn when the clock can tell the turn's end. */
+  private stampTurn(): number {
+    const now = this.clock.now();
+    if (this.clock.afterTurn) {
+      this.stamp = now;
+      this.clock.afterTurn(this.endTurn);
+    }
+    return now;
+  }
+
   publish<K extends keyof E & string>(topic: K, payload: E[K], options?: PublishOptions): number {
     const route = this.index.match(topic);
     const subs = route.subs;
     const n = subs.length;
     if (n === 0 || !this.isOpen) return 0;
     const seq = this.eventSeq++;
-    // Nobody can see the envelope: skip it and its clock read (a clock read costs as much as a whole publish).
-    const event = route.wantsEvent ? this.envelope(topic, payload, this.clock.now(), options?.source, seq) : undefined;
+    // Nobody can see the envelope: skip it and its time.
+    const event = route.wantsEvent
+      ? this.envelope(topic, payload, this.stamp ?? this.stampTurn(), options?.source, seq)
+      : undefined;
     if (this.delivering) {
       // A publish from inside a handler waits, so each subscriber sees events in publish order.
       this.backlog.push(subs, topic, payload, event);

@@ -2,7 +2,14 @@
 export interface BusEvent<TType extends string = string, TData = unknown> {
   readonly id: string;
   readonly type: TType;
-  /** Milliseconds since the epoch, from the runtime's clock. */
+  /**
+   * Milliseconds since the epoch, from the runtime's clock. A clock read costs as much as a whole
+   * publish, so when the clock can tell the end of an event-loop turn (`afterTurn`, as the system clock
+   * can) the envelopes of one turn share one read, taken at the turn's first envelope: an envelope's
+   * time is never later than its publish, and earlier by at most the time since that first envelope,
+   * which is at most the length of the turn (a synchronous burst of publishes). Times never go
+   * backwards. A clock without `afterTurn` (a simulated clock) is read for every envelope: exact times.
+   */
   readonly time: number;
   readonly source: string | undefined;
   readonly data: TData;
