@@ -593,9 +593,10 @@ export class QueueEngine {
         this.pumpAgain = false;
         while (this.canClaim) {
           const queued = this.buffer.length - this.bufferHead;
-          // Claim when the workers are about to run dry, a batch at a time.
-          if (queued >= this.o.concurrency && this.waiters.length === 0) break;
-          const limit = this.o.concurrency + this.prefetch - queued - this.running;
+          const prefetch = this.prefetch;
+          // Claim again once half the window is left, so the workers have work while the claim is on its way.
+          if (queued >= this.o.concurrency + (prefetch >> 1) && this.waiters.length === 0) break;
+          const limit = this.o.concurrency + prefetch - queued - this.running;
           if (limit <= 0) break;
           let now = this.o.clock.now();
           this.pollEntry.lastLook = now;

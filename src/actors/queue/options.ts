@@ -21,7 +21,7 @@ export interface QueueOptions<P = any> {
   graceMs?: number;
   /** How often to look for work made due elsewhere (other processes, expired leases); default 1,000. */
   pollMs?: number;
-  /** Tasks claimed ahead of the workers per store call; default 32. */
+  /** The most tasks one claim takes ahead of the workers; default 500 (the measured handler pace sizes each claim below it). */
   batchSize?: number;
   /** Start paused: nothing is claimed until `resume()`. */
   paused?: boolean;
@@ -94,7 +94,8 @@ export function resolveQueueOptions(name: string, options: QueueOptions): Resolv
     timeoutMs: o.duration('timeoutMs', 0, 0),
     graceMs: o.duration('graceMs', 10_000, 0),
     pollMs: o.duration('pollMs', 1000, 1),
-    batchSize: o.int('batchSize', 32, 1),
+    // A cap, not a target: the prefetch window sizes each claim to what the handlers finish in 50 ms.
+    batchSize: o.int('batchSize', 500, 1),
     paused: o.bool('paused', false),
   };
 }
