@@ -23,15 +23,13 @@ export function sagaFor<const TSteps extends readonly SagaStep[]>(
     );
   }
   const def = resolveSaga(name, options);
-  const store = rt.host.store as unknown as Partial<Record<'saveSaga' | 'loadSaga' | 'unfinishedSagas', unknown>>;
-  if (
-    typeof store.saveSaga !== 'function' ||
-    typeof store.loadSaga !== 'function' ||
-    typeof store.unfinishedSagas !== 'function'
-  ) {
+  const store = rt.host.store as unknown as Record<string, unknown>;
+  const needed = ['saveSaga', 'loadSaga', 'unfinishedSagas', 'sendSagaSignal', 'sagaSignals'];
+  const missing = needed.filter((m) => typeof store[m] !== 'function');
+  if (missing.length > 0) {
     throw new KeelError(
       'INVALID_OPTIONS',
-      `saga('${name}'): the runtime's ${rt.host.store.kind} store cannot keep sagas (no saveSaga/loadSaga/unfinishedSagas)`,
+      `saga('${name}'): the runtime's ${rt.host.store.kind} store cannot keep sagas (no ${missing.join('/')})`,
     );
   }
   const { saga, component } = createSaga<TSteps>(rt.host, def);

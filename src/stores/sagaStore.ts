@@ -21,13 +21,36 @@ export interface SagaRecord {
   updatedAt: number;
 }
 
+/**
+ * A message kept for one saga until it ends: a signal (`saga.signal`) or a
+ * cancel request (named `CANCEL_SIGNAL`). Kept as data, so one sent before the
+ * saga waits for it, or while its runtime restarts, is not lost.
+ */
+export interface SagaSignal {
+  saga: string;
+  id: string;
+  /** Increases with each signal the store keeps: the order they were sent in. */
+  seq: number;
+  name: string;
+  /** The payload, as JSON. */
+  payload: string;
+  at: number;
+}
+
+/** The name a cancel request is kept under among a saga's signals (no waitFor name can start with `$`). */
+export const CANCEL_SIGNAL = '$cancel';
+
 /** The saga half of a store. */
 export interface SagaStore {
-  /** Inserts or replaces the record of (`saga`, `id`). */
+  /** Inserts or replaces the record of (`saga`, `id`); a finished record drops the saga's kept signals. */
   saveSaga(record: SagaRecord): Promise<void>;
   loadSaga(saga: string, id: string): Promise<SagaRecord | undefined>;
   /** Every record of `saga` that is still running or compensating, oldest first. */
   unfinishedSagas(saga: string): Promise<SagaRecord[]>;
+  /** Keeps a signal for the saga (`saga`, `id`) until it ends. */
+  sendSagaSignal(signal: Omit<SagaSignal, 'seq'>): Promise<void>;
+  /** The signals kept for the sagas `ids` of `saga`, in the order they were sent. */
+  sagaSignals(saga: string, ids: readonly string[]): Promise<SagaSignal[]>;
 }
 
 /**

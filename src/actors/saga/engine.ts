@@ -22,7 +22,7 @@ export interface SagaState {
   /** The state value as a memo key (`running.createOrder`, `completed`). */
   readonly key: string;
   readonly value: StateValue;
-  /** True in a final state (`completed`, `compensated`, `failed`). */
+  /** True in a final state (`completed`, `compensated`, `cancelled`, `failed`). */
   readonly done: boolean;
   readonly context: SagaContext;
 }
@@ -30,8 +30,11 @@ export interface SagaState {
 /** An effect the machine asked for, for the runner to perform. */
 export type SagaEffect =
   | { kind: 'publish'; topic: string; payload: unknown }
-  /** The state's invoked actor: run (`runStep`) or undo (`compensateStep`) a step; its outcome is the next event. */
-  | { kind: 'invoke'; id: string; src: 'runStep' | 'compensateStep'; input: StepRun };
+  /** The state's invoked actor: run, sleep, wait for a signal or undo a step; its outcome is the next event. */
+  | { kind: 'invoke'; id: string; src: StepSource; input: StepRun };
+
+/** The actors a saga state invokes (`STEP_SOURCES`, and `compensateStep`). */
+export type StepSource = 'runStep' | 'sleep' | 'waitForSignal' | 'compensateStep';
 
 /** A transition taken: the state reached and the effects on the way, in XState's order. */
 export interface SagaStep {
@@ -51,7 +54,7 @@ interface Edge {
 }
 
 interface Invoke {
-  src: 'runStep' | 'compensateStep';
+  src: StepSource;
   input: (args: { context: SagaContext; event: EventObject; self: undefined }) => StepRun;
 }
 

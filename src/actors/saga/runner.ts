@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { type Actor, createActor, fromPromise } from 'xstate';
 import { KeelError } from '../../core/errors.js';
-import { encodeJson, errorData } from '../../core/json.js';
-import { OptionReader } from '../../core/options.js';
+import { encodeJson, encodeValue, errorData } from '../../core/json.js';
+import { describeValue, OptionReader } from '../../core/options.js';
 import { type AttemptState, runAttempts } from '../../core/retry.js';
 import { isFinalSagaStatus, renewEveryMs } from '../../core/states.js';
 import {
+  CANCEL,
   createSagaMachine,
   RESULT_REFUSED,
   type SagaContext,
@@ -16,9 +17,11 @@ import {
   sagaPayloads,
 } from '../../machines/saga.js';
 import {
+  CANCEL_SIGNAL,
   hasSharedSagas,
   type SagaRecord,
   type SagaRecordStatus,
+  type SagaSignal,
   type SagaStore,
   type SharedSagas,
 } from '../../stores/sagaStore.js';
@@ -26,6 +29,7 @@ import type { Store } from '../../stores/store.js';
 import type { Host } from '../host.js';
 import type { ResolvedSaga, ResolvedStep, SagaStep, StepContext } from './definition.js';
 import { type SagaEffect, SagaEngine, type SagaState, type SagaStep as Transition } from './engine.js';
+import { Bell, listenForSignals, ringSignal } from './inbox.js';
 import { resultOf, type SagaResult } from './result.js';
 import { keepResult } from './stepResult.js';
 import { afterStoreFault, pause } from './storeRetry.js';
@@ -60,6 +64,14 @@ interface Flight {
   writes: Promise<void>;
   /** False while it waits for a saga another runtime runs (execute of its id): nothing of it to renew here. */
   owned: boolean;
+  /** The signals and cancel kept for it in the store, as last read. */
+  signals: SagaSignal[];
+  /** The cancel event, once a cancel reached it. */
+  cancel: SagaStepEvent | undefined;
+  /** Rung when its signals were read again (a signal or a cancel may have arrived). */
+  bell: Bell;
+  /** True while it sleeps or waits for a signal: `stop()` does not wait for it (it resumes on the next start). */
+  waiting: boolean;
 }
 
 /** What a saga runner needs of its runtime. */
@@ -87,6 +99,13 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
   private readonly steps: Map<string, ResolvedStep>;
   /** With a store shared by runtimes: renews this runtime's sagas and adopts the ones whose owner died. */
   private ownershipTimer: unknown;
+  /** With a durable store: reads the signals other processes sent to the sagas in flight here. */
+  private pollTimer: unknown;
+  private unlisten: (() => void) | undefined;
+  /** Resolved when every saga in flight sleeps or waits (`stop()` need not wait for them). */
+  private onAllWaiting: (() => void) | undefined;
+  /** Which signal of its name a `waitFor` step takes: the n-th, after the earlier steps waiting for the same name. */
+  private readonly signalIndex = new Map<string, number>();
   private stopped = false;
 
   constructor(
@@ -94,10 +113,19 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     private readonly def: ResolvedSaga,
   ) {
     this.steps = new Map(def.steps.map((s) => [s.name, s]));
+    const seen = new Map<string, number>();
+    for (const step of def.steps) {
+      if (step.waitFor === undefined) continue;
+      const n = seen.get(step.waitFor) ?? 0;
+      this.signalIndex.set(step.name, n);
+      seen.set(step.waitFor, n + 1);
+    }
     this.machine = createSagaMachine(
       def.name,
       def.steps.map((s) => ({
         name: s.name,
+        kind: s.kind,
+        canFail: s.kind === 'run' || (s.kind === 'sleep' ? s.fixed !== true : s.timeoutMs > 0),
         compensable: s.compensate !== undefined,
         undoOnFailure: s.compensateOnFailure,
       })),
@@ -106,7 +134,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     // The mirror's steps never settle on their own: the runner sends it their outcome.
     const pending = fromPromise<unknown, StepRun>(() => new Promise(() => {}));
     this.mirrorLogic = this.machine.provide({
-      actors: { runStep: pending, compensateStep: pending },
+      actors: { runStep: pending, sleep: pending, waitForSignal: pending, compensateStep: pending },
       actions: silent as never,
     });
     this.engine = new SagaEngine(this.machine);
@@ -160,12 +188,135 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
   }
 
   /**
+   * Sends the signal `name` to the saga `id`: kept in the store until the saga
+   * ends, so a `waitFor` step reached later still gets it; the payload becomes
+   * that step's result. `NOT_FOUND` for an unknown saga or a signal no step
+   * waits for; `SAGA_FINISHED` once the saga ended.
+   */
+  async signal(id: unknown, name: unknown, payload: unknown): Promise<void> {
+    const what = `saga('${this.def.name}').signal`;
+    if (typeof name !== 'string' || ![...this.steps.values()].some((s) => s.waitFor === name)) {
+      const known = [...new Set([...this.steps.values()].flatMap((s) => s.waitFor ?? []))];
+      throw new KeelError(
+        'NOT_FOUND',
+        `${what}: no step of saga '${this.def.name}' waits for the signal ${describeValue(name)} (it waits for: ${known.join(', ') || 'no signal'})`,
+      );
+    }
+    // No payload is a signal all the same: the step's result is null.
+    const encoded = payload === undefined ? 'null' : encodeValue(payload, what, 'payload');
+    await this.sendToSaga(what, id, name, encoded);
+  }
+
+  /**
+   * Cancels the saga `id` from any runtime sharing the store: its running step's
+   * signal aborts with `CANCELLED`, what completed is undone, and it ends
+   * `cancelled`. Resolves with how it ended (a saga that completed or was
+   * already compensating before the cancel reached it ends as it would have).
+   * `NOT_FOUND` for an unknown id, `SAGA_FINISHED` for a saga that had ended.
+   */
+  async cancel(id: unknown, reason?: unknown): Promise<SagaResult<TSteps>> {
+    const what = `saga('${this.def.name}').cancel`;
+    if (reason !== undefined && typeof reason !== 'string') {
+      throw new KeelError('INVALID_OPTIONS', `${what}: the reason must be a string, got ${describeValue(reason)}`);
+    }
+    const sagaId = await this.sendToSaga(what, id, CANCEL_SIGNAL, JSON.stringify(reason ?? null));
+    const flight = this.flights.get(sagaId);
+    if (flight?.owned) return flight.promise as Promise<SagaResult<TSteps>>;
+    // Run elsewhere (or about to be adopted here): its end is in the store.
+    const watch = new AbortController();
+    for (;;) {
+      const local = this.flights.get(sagaId);
+      if (local?.owned) return local.promise as Promise<SagaResult<TSteps>>;
+      const now = await this.store.loadSaga(this.def.name, sagaId);
+      if (now && isFinalSagaStatus(now.status)) {
+        return resultOf(now.status, JSON.parse(now.context) as SagaContext) as SagaResult<TSteps>;
+      }
+      if (this.stopped) throw new KeelError('RUNTIME_STOPPED', `${what}: the runtime stopped before '${sagaId}' ended`);
+      await pause(this.rt.clock, this.def.pollMs, watch.signal);
+    }
+  }
+
+  /** Keeps a signal for the saga `id` after checking it exists and runs; rings this process's runtimes. */
+  private async sendToSaga(what: string, id: unknown, name: string, payload: string): Promise<string> {
+    if (typeof id !== 'string' || id === '') {
+      throw new KeelError(
+        'INVALID_OPTIONS',
+        `${what}: the saga id must be a non-empty string, got ${describeValue(id)}`,
+      );
+    }
+    await this.rt.whenRunning(what);
+    const stored = await this.store.loadSaga(this.def.name, id);
+    if (!stored && !this.flights.has(id)) {
+      throw new KeelError('NOT_FOUND', `${what}: saga '${this.def.name}' has no run '${id}'`);
+    }
+    if (stored && isFinalSagaStatus(stored.status)) {
+      throw new KeelError('SAGA_FINISHED', `${what}: saga '${this.def.name}' '${id}' already ended ${stored.status}`);
+    }
+    await this.store.sendSagaSignal({ saga: this.def.name, id, name, payload, at: this.rt.clock.now() });
+    ringSignal(this.store, this.def.name, id);
+    return id;
+  }
+
+  /** Reads the signals kept for `flights` and wakes them; a cancel among them is taken. */
+  private async readSignals(flights: readonly Flight[]): Promise<void> {
+    if (flights.length === 0) return;
+    let all: SagaSignal[];
+    try {
+      all = await this.store.sagaSignals(
+        this.def.name,
+        flights.map((f) => f.id),
+      );
+    } catch (error) {
+      this.rt.report(error, `saga '${this.def.name}': reading signals failed; retrying at the next poll`);
+      return;
+    }
+    const byId = new Map<string, SagaSignal[]>();
+    for (const g of all) {
+      let list = byId.get(g.id);
+      if (!list) byId.set(g.id, (list = []));
+      list.push(g);
+    }
+    for (const flight of flights) {
+      flight.signals = byId.get(flight.id) ?? [];
+      const cancel = flight.signals.find((g) => g.name === CANCEL_SIGNAL);
+      if (cancel && !flight.cancel) {
+        const reason = (JSON.parse(cancel.payload) as string | null) ?? undefined;
+        flight.cancel = {
+          type: CANCEL,
+          reason,
+          error: new KeelError(
+            'CANCELLED',
+            `saga '${this.def.name}' '${flight.id}' was cancelled${reason === undefined ? '' : `: ${reason}`}`,
+          ),
+        };
+      }
+      flight.bell.ring();
+    }
+  }
+
+  /** With a durable store, reads signals other processes sent every `pollMs` while sagas are in flight here. */
+  private armPoll(): void {
+    if (this.stopped || this.pollTimer !== undefined || this.rt.store.kind === 'memory') return;
+    this.pollTimer = this.rt.clock.setTimeout(() => {
+      this.pollTimer = undefined;
+      const flights = [...this.flights.values()].filter((f) => f.owned && f.state !== undefined);
+      void this.readSignals(flights).finally(() => {
+        if (this.flights.size > 0) this.armPoll();
+      });
+    }, this.def.pollMs);
+  }
+
+  /**
    * Resumes every unfinished saga of this definition found in the store. With
    * a store shared by several runtimes, only those no live runtime owns, and
    * from then on it checks every third of `sagaLeaseMs` for sagas whose owner died.
    */
   async resumeAll(): Promise<void> {
     const s = this.store;
+    this.unlisten ??= listenForSignals(s, (saga, id) => {
+      const flight = saga === this.def.name ? this.flights.get(id) : undefined;
+      if (flight) void this.readSignals([flight]);
+    });
     if (hasSharedSagas(s)) {
       await this.adopt(s);
       this.armOwnership(s);
@@ -294,6 +445,10 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     this.stopped = true;
     if (this.ownershipTimer !== undefined) this.rt.clock.clearTimeout(this.ownershipTimer);
     this.ownershipTimer = undefined;
+    if (this.pollTimer !== undefined) this.rt.clock.clearTimeout(this.pollTimer);
+    this.pollTimer = undefined;
+    this.unlisten?.();
+    this.unlisten = undefined;
     if (this.flights.size === 0) return;
     if (this.def.shutdownGraceMs > 0) {
       const all = Promise.allSettled([...this.flights.values()].map((f) => f.promise));
@@ -301,7 +456,13 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       const grace = new Promise<void>((resolve) => {
         timer = this.rt.clock.setTimeout(() => resolve(), this.def.shutdownGraceMs);
       });
-      await Promise.race([all, grace]);
+      // A saga that sleeps or waits for a signal is not worth the grace: its deadline is stored, it resumes as it was.
+      const waiting = new Promise<void>((resolve) => {
+        this.onAllWaiting = resolve;
+      });
+      this.noteWaiting();
+      await Promise.race([all, grace, waiting]);
+      this.onAllWaiting = undefined;
       this.rt.clock.clearTimeout(timer);
     }
     const interruptedIds = [...this.flights.keys()];
@@ -319,6 +480,13 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     await s
       .releaseSagas(this.def.name, interruptedIds)
       .catch((error) => this.rt.report(error, `saga '${this.def.name}': releasing interrupted sagas failed`));
+  }
+
+  /** Lets `stop()` go on once every saga in flight here sleeps or waits. */
+  private noteWaiting(): void {
+    if (!this.onAllWaiting) return;
+    for (const f of this.flights.values()) if (!f.waiting) return;
+    this.onAllWaiting();
   }
 
   private get store(): Sagas {
@@ -345,8 +513,13 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       createdAt: this.rt.clock.now(),
       writes: Promise.resolve(),
       owned: true,
+      signals: [],
+      cancel: undefined,
+      bell: new Bell(),
+      waiting: false,
     };
     this.flights.set(id, flight);
+    this.armPoll();
     return flight;
   }
 
@@ -363,7 +536,8 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     const context = JSON.parse(record.context) as SagaContext;
     const resumed = this.engine.resume(value, context);
     if (this.rt.inspected) this.mirror(flight, { snapshot: this.restoredSnapshot(resumed) });
-    void this.drive(flight, resumed);
+    // A cancel sent while no runtime ran it is taken before its step runs again.
+    void this.readSignals([flight]).then(() => this.drive(flight, resumed));
   }
 
   /**
@@ -383,8 +557,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
         flight.state = state;
         let invoke: Extract<SagaEffect, { kind: 'invoke' }> | undefined;
         for (const effect of effects) if (effect.kind === 'invoke') invoke = effect;
-        // The stored status is the machine's top-level state (`running` / `compensating`, or the final one).
-        const status = (state.done ? state.value : Object.keys(state.value)[0]) as SagaRecordStatus;
+        const status = statusOf(state);
         await this.write(flight, status, state.value, state.context);
         if (signal.aborted) return;
         for (const effect of effects) {
@@ -395,9 +568,13 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
           return;
         }
         if (!invoke) throw new Error(`saga '${this.def.name}': state ${state.key} runs no step, so it cannot end`);
-        const event = await this.attempt(flight, state, status, invoke, signal);
+        let event: SagaStepEvent;
+        if (invoke.src === 'compensateStep') event = await this.attempt(flight, state, status, invoke, signal);
+        else event = await this.cancellable(flight, state, status, invoke, signal);
         // Interrupted (stop(), or another runtime took the saga): a late answer must not move it here.
         if (signal.aborted) return;
+        flight.waiting = false;
+        flight.attempts = { attempt: 1, notBefore: undefined };
         ({ state, effects } = this.engine.next(state, event));
         flight.mirror?.send(event as never);
       }
@@ -406,6 +583,139 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       if (error instanceof KeelError && error.code === 'SAGA_NOT_OWNED') this.join(flight, error);
       else this.fail(flight, error);
     }
+  }
+
+  /**
+   * Runs (or sleeps, or waits in) a running step until its outcome or a
+   * cancel, whichever comes first. A cancel aborts the step's signal with the
+   * `CANCELLED` error and is the event the machine takes; the step's late
+   * outcome is dropped (a step whose effect may land anyway says so with
+   * `compensateOnFailure`, as for a timeout).
+   */
+  private async cancellable(
+    flight: Flight,
+    state: SagaState,
+    status: SagaRecordStatus,
+    invoke: Extract<SagaEffect, { kind: 'invoke' }>,
+    signal: AbortSignal,
+  ): Promise<SagaStepEvent> {
+    if (flight.cancel) return flight.cancel;
+    const step = new AbortController();
+    const onAbort = () => step.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    const work =
+      invoke.src === 'sleep'
+        ? this.sleep(flight, state, status, invoke, step.signal)
+        : invoke.src === 'waitForSignal'
+          ? this.waitForSignal(flight, state, status, invoke, step.signal)
+          : this.attempt(flight, state, status, invoke, step.signal);
+    try {
+      for (;;) {
+        const rang = flight.bell.wait();
+        const outcome = await Promise.race([work, rang.then(() => undefined)]);
+        if (outcome) return outcome;
+        const cancel = flight.cancel as SagaStepEvent | undefined;
+        if (cancel) {
+          // Dropped: whatever it ends with, the cancel decided.
+          work.catch(() => {});
+          step.abort(cancel.error);
+          return cancel;
+        }
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** A durable sleep: the deadline is stored (`notBefore`) before the wait, so a restart keeps it. */
+  private async sleep(
+    flight: Flight,
+    state: SagaState,
+    status: SagaRecordStatus,
+    invoke: Extract<SagaEffect, { kind: 'invoke' }>,
+    signal: AbortSignal,
+  ): Promise<SagaStepEvent> {
+    const { step, context } = invoke.input;
+    const s = this.steps.get(step) as ResolvedStep;
+    let deadline = flight.attempts.notBefore;
+    if (deadline === undefined) {
+      const now = this.rt.clock.now();
+      try {
+        deadline = (s.wakeAt as NonNullable<ResolvedStep['wakeAt']>)(this.contextOf(context, step, signal), now);
+        if (typeof deadline !== 'number' || !Number.isFinite(deadline)) {
+          throw new KeelError(
+            'INVALID_OPTIONS',
+            `saga '${this.def.name}' step '${step}': until() must return a finite epoch ms, got ${describeValue(deadline)}`,
+          );
+        }
+      } catch (error) {
+        return { type: `xstate.error.actor.${invoke.id}`, error };
+      }
+      if (deadline > now) {
+        flight.attempts.notBefore = deadline;
+        await this.write(flight, status, state.value, state.context);
+      }
+    }
+    flight.waiting = true;
+    this.noteWaiting();
+    for (let left = deadline - this.rt.clock.now(); left > 0; left = deadline - this.rt.clock.now()) {
+      await pause(this.rt.clock, left, signal);
+      if (signal.aborted) throw signal.reason;
+    }
+    return { type: `xstate.done.actor.${invoke.id}`, output: undefined };
+  }
+
+  /**
+   * Waits for the signal the step names: the payload of the n-th signal of
+   * that name kept for the saga (n counts the earlier steps waiting for the
+   * same name). Its timeout is a deadline stored like a sleep's.
+   */
+  private async waitForSignal(
+    flight: Flight,
+    state: SagaState,
+    status: SagaRecordStatus,
+    invoke: Extract<SagaEffect, { kind: 'invoke' }>,
+    signal: AbortSignal,
+  ): Promise<SagaStepEvent> {
+    const { step } = invoke.input;
+    const s = this.steps.get(step) as ResolvedStep;
+    const index = this.signalIndex.get(step) ?? 0;
+    let deadline = flight.attempts.notBefore;
+    if (deadline === undefined && s.timeoutMs > 0) {
+      deadline = this.rt.clock.now() + s.timeoutMs;
+      flight.attempts.notBefore = deadline;
+      await this.write(flight, status, state.value, state.context);
+    }
+    await this.readSignals([flight]);
+    flight.waiting = true;
+    this.noteWaiting();
+    for (;;) {
+      if (signal.aborted) throw signal.reason;
+      const got = flight.signals.filter((g) => g.name === s.waitFor)[index];
+      if (got) return { type: `xstate.done.actor.${invoke.id}`, output: JSON.parse(got.payload) };
+      const left = deadline === undefined ? undefined : deadline - this.rt.clock.now();
+      if (left !== undefined && left <= 0) {
+        const error = new KeelError(
+          'STEP_TIMEOUT',
+          `saga '${this.def.name}' step '${step}' waited ${s.timeoutMs} ms for the signal '${s.waitFor}', which did not come`,
+        );
+        return { type: `xstate.error.actor.${invoke.id}`, error };
+      }
+      const rang = flight.bell.wait();
+      if (left === undefined) await Promise.race([rang, aborted(signal)]);
+      else await Promise.race([rang, pause(this.rt.clock, left, signal)]);
+    }
+  }
+
+  private contextOf(context: SagaContext, step: string, signal: AbortSignal): StepContext {
+    return {
+      sagaId: context.sagaId,
+      input: context.input,
+      results: context.results,
+      attempt: 1,
+      signal,
+      idempotencyKey: `${context.sagaId}:${step}`,
+    };
   }
 
   /** Shows the saga in the runtime's system as an actor of its machine, fresh (`input`) or restored (`snapshot`). */
@@ -442,11 +752,13 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
   private settle(flight: Flight, status: SagaRecordStatus, context: SagaContext): void {
     this.flights.delete(flight.id);
     flight.resolve(resultOf(status, context));
+    this.noteWaiting();
   }
 
   private fail(flight: Flight, error: unknown): void {
     if (this.flights.get(flight.id) === flight) this.flights.delete(flight.id);
     flight.reject(error);
+    this.noteWaiting();
   }
 
   /**
@@ -506,7 +818,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
   ): Promise<SagaStepEvent> {
     const { step, context }: StepRun = invoke.input;
     const s = this.steps.get(step) as ResolvedStep;
-    const running = invoke.src === 'runStep';
+    const running = invoke.src !== 'compensateStep';
     const value = state.value;
     const idempotencyKey = running ? `${context.sagaId}:${step}` : `${context.sagaId}:${step}:compensate`;
     const what = `saga '${this.def.name}' ${running ? 'step' : 'compensation of'} '${step}'`;
@@ -529,15 +841,13 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
             signal: attemptSignal,
             idempotencyKey,
           };
-          return running ? s.run(ctx) : (s.compensate as NonNullable<SagaStep['compensate']>)(ctx);
+          return (running ? s.run : s.compensate)?.(ctx);
         },
       });
     } catch (error) {
       // A checkpoint before a retry that could not be made is not the step's failure.
       if (signal.aborted || isNotOwned(error)) throw error;
       return { type: `xstate.error.actor.${invoke.id}`, error };
-    } finally {
-      flight.attempts = { attempt: 1, notBefore: undefined };
     }
     if (!running) return { type: `xstate.done.actor.${invoke.id}`, output };
     const kept = keepResult(output);
@@ -548,6 +858,21 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     );
     return { type: RESULT_REFUSED, error };
   }
+}
+
+/** The stored status of a state: its top-level state (`running`, `compensating`, or the final one). */
+function statusOf(state: SagaState): SagaRecordStatus {
+  if (state.done) return state.value as SagaRecordStatus;
+  const top = Object.keys(state.value)[0] as string;
+  return top === 'cancelling' ? 'compensating' : (top as SagaRecordStatus);
+}
+
+/** Resolves when `signal` aborts. */
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
 }
 
 function isNotOwned(error: unknown): boolean {

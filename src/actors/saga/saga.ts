@@ -14,6 +14,19 @@ export interface Saga<TSteps extends readonly SagaStep[] = readonly SagaStep[]> 
   readonly running: number;
   /** The machine state of saga `id` while it runs in this runtime (`{ running: 'createOrder' }`); undefined otherwise. */
   stateOf(id: string): unknown;
+  /**
+   * Sends the signal `name` (a step's `waitFor`) to the saga `sagaId`, from any
+   * runtime sharing the store; kept if the saga has not reached the step yet.
+   * `NOT_FOUND` for an unknown saga or signal name, `SAGA_FINISHED` once it ended.
+   */
+  signal(sagaId: string, name: string, payload?: unknown): Promise<void>;
+  /**
+   * Cancels the saga `sagaId` from any runtime sharing the store and resolves
+   * with how it ended: `cancelled` once what had completed is undone (or how it
+   * ended if it completed or was already compensating first). `NOT_FOUND` for
+   * an unknown id, `SAGA_FINISHED` (thrown) for a saga that had already ended.
+   */
+  cancel(sagaId: string, reason?: string): Promise<SagaResult<TSteps>>;
 }
 
 /** Creates the saga `name` from its checked definition, and the component that resumes and stops its runs. */
@@ -31,6 +44,8 @@ export function createSaga<const TSteps extends readonly SagaStep[]>(
       return runner.running;
     },
     stateOf: (id) => runner.stateOf(id),
+    signal: (id, signalName, payload) => runner.signal(id, signalName, payload),
+    cancel: (id, reason) => runner.cancel(id, reason),
   };
   return { saga, component: { kind: 'saga', name, start: () => runner.resumeAll(), stop: () => runner.stop() } };
 }

@@ -1,6 +1,6 @@
 import { MicrotaskBatcher } from '../../core/batcher.js';
 import { KeelError } from '../../core/errors.js';
-import type { SagaRecord, SagaStore, SharedSagas } from '../sagaStore.js';
+import type { SagaRecord, SagaSignal, SagaStore, SharedSagas } from '../sagaStore.js';
 import { type SagaRow, sagaRecord as toRecord } from '../sql/rows.js';
 import type { Queryable } from './tasks.js';
 
@@ -9,6 +9,9 @@ function statements(s: string) {
     // Many saves in one statement; `owner` is this store's id, so another runtime can tell whose saga it is.
     // Saves, renewals and releases lock saga rows in (saga, id) order, so they queue up instead of deadlocking.
     save: `
+      WITH dropped AS (
+        DELETE FROM ${s}.saga_signals g USING unnest($1::text[], $2::text[], $4::text[]) AS f(saga, id, status)
+        WHERE f.status NOT IN ('running', 'compensating') AND g.saga = f.saga AND g.id = f.id)
       INSERT INTO ${s}.sagas (saga, id, version, status, state, context, attempt, not_before, created_at, updated_at,
         owner, owner_until)
       SELECT r.saga, r.id, r.version, r.status, r.state, r.context, r.attempt, r.not_before, r.created_at, r.updated_at,
@@ -28,6 +31,9 @@ function statements(s: string) {
         AND (${s}.sagas.owner IS NULL OR ${s}.sagas.owner = $11 OR ${s}.sagas.owner_until <= excluded.updated_at)
       RETURNING saga, id`,
     load: `SELECT * FROM ${s}.sagas WHERE saga = $1 AND id = $2`,
+    signal: `INSERT INTO ${s}.saga_signals (saga, id, name, payload, at) VALUES ($1, $2, $3, $4, $5)`,
+    signals: `
+      SELECT seq, saga, id, name, payload, at FROM ${s}.saga_signals WHERE saga = $1 AND id = ANY($2::text[]) ORDER BY seq`,
     unfinished: `
       SELECT * FROM ${s}.sagas WHERE saga = $1 AND status IN ('running', 'compensating') ORDER BY created_at, id`,
     // Takes the unfinished sagas nobody holds (owner gone quiet past owner_until) for `owner`.
@@ -124,6 +130,17 @@ export function postgresSagas(
     },
     async unfinishedSagas(saga) {
       return ((await run('unfinished', [saga])).rows as SagaRow[]).map(toRecord);
+    },
+    async sendSagaSignal(g) {
+      await run('signal', [g.saga, g.id, g.name, g.payload, g.at]);
+    },
+    async sagaSignals(saga, ids) {
+      if (ids.length === 0) return [];
+      const rows = (await run('signals', [saga, ids])).rows as (Omit<SagaSignal, 'seq' | 'at'> & {
+        seq: string | number;
+        at: string | number;
+      })[];
+      return rows.map((r) => ({ ...r, seq: Number(r.seq), at: Number(r.at) }));
     },
     sagaLeaseMs: leaseMs,
     async adoptSagas(saga, now, id) {
