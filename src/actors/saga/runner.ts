@@ -68,8 +68,10 @@ interface Flight {
   signals: SagaSignal[];
   /** The cancel event, once a cancel reached it. */
   cancel: SagaStepEvent | undefined;
-  /** Rung when its signals were read again (a signal or a cancel may have arrived). */
-  bell: Bell;
+  /** True while its drive awaits a running step (a call, a sleep, a wait): a cancel then interrupts it. */
+  inStep: boolean;
+  /** Rung when its signals were read again (a signal may have arrived); made when it first waits for one. */
+  bell: Bell | undefined;
   /** True while it sleeps or waits for a signal: `stop()` does not wait for it (it resumes on the next start). */
   waiting: boolean;
 }
@@ -289,8 +291,9 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
             `saga '${this.def.name}' '${flight.id}' was cancelled${reason === undefined ? '' : `: ${reason}`}`,
           ),
         };
+        this.interrupt(flight);
       }
-      flight.bell.ring();
+      flight.bell?.ring();
     }
   }
 
@@ -515,7 +518,8 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       owned: true,
       signals: [],
       cancel: undefined,
-      bell: new Bell(),
+      inStep: false,
+      bell: undefined,
       waiting: false,
     };
     this.flights.set(id, flight);
@@ -570,7 +574,18 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
         if (!invoke) throw new Error(`saga '${this.def.name}': state ${state.key} runs no step, so it cannot end`);
         let event: SagaStepEvent;
         if (invoke.src === 'compensateStep') event = await this.attempt(flight, state, status, invoke, signal);
-        else event = await this.cancellable(flight, state, status, invoke, signal);
+        else if (flight.cancel) event = flight.cancel;
+        else {
+          // Until it settles, a cancel interrupts this drive (see `interrupt`).
+          flight.inStep = true;
+          event = await (invoke.src === 'sleep'
+            ? this.sleep(flight, state, status, invoke, signal)
+            : invoke.src === 'waitForSignal'
+              ? this.waitForSignal(flight, state, status, invoke, signal)
+              : this.attempt(flight, state, status, invoke, signal));
+          // An interrupted drive leaves the flight to the drive that took over.
+          if (!signal.aborted) flight.inStep = false;
+        }
         // Interrupted (stop(), or another runtime took the saga): a late answer must not move it here.
         if (signal.aborted) return;
         flight.waiting = false;
@@ -586,45 +601,31 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
   }
 
   /**
-   * Runs (or sleeps, or waits in) a running step until its outcome or a
-   * cancel, whichever comes first. A cancel aborts the step's signal with the
-   * `CANCELLED` error and is the event the machine takes; the step's late
-   * outcome is dropped (a step whose effect may land anyway says so with
-   * `compensateOnFailure`, as for a timeout).
+   * A cancel reached the saga while its drive awaits a running step: abort
+   * the step's signal with the `CANCELLED` error and go on from the cancel
+   * event in a new drive, without waiting for the step (it counts as not
+   * done; a step whose effect may land anyway says so with
+   * `compensateOnFailure`, as for a timeout). The old drive finds its signal
+   * aborted when the step settles and stops there. Outside a running step
+   * the drive takes the cancel itself when it reaches the next one.
    */
-  private async cancellable(
-    flight: Flight,
-    state: SagaState,
-    status: SagaRecordStatus,
-    invoke: Extract<SagaEffect, { kind: 'invoke' }>,
-    signal: AbortSignal,
-  ): Promise<SagaStepEvent> {
-    if (flight.cancel) return flight.cancel;
-    const step = new AbortController();
-    const onAbort = () => step.abort(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    const work =
-      invoke.src === 'sleep'
-        ? this.sleep(flight, state, status, invoke, step.signal)
-        : invoke.src === 'waitForSignal'
-          ? this.waitForSignal(flight, state, status, invoke, step.signal)
-          : this.attempt(flight, state, status, invoke, step.signal);
+  private interrupt(flight: Flight): void {
+    const { cancel, state } = flight;
+    if (!cancel || !state || !flight.inStep || this.flights.get(flight.id) !== flight) return;
+    flight.inStep = false;
+    flight.controller.abort(cancel.error);
+    flight.controller = new AbortController();
+    flight.waiting = false;
+    flight.attempts = { attempt: 1, notBefore: undefined };
+    let next: Transition;
     try {
-      for (;;) {
-        const rang = flight.bell.wait();
-        const outcome = await Promise.race([work, rang.then(() => undefined)]);
-        if (outcome) return outcome;
-        const cancel = flight.cancel as SagaStepEvent | undefined;
-        if (cancel) {
-          // Dropped: whatever it ends with, the cancel decided.
-          work.catch(() => {});
-          step.abort(cancel.error);
-          return cancel;
-        }
-      }
-    } finally {
-      signal.removeEventListener('abort', onAbort);
+      next = this.engine.next(state, cancel);
+    } catch (error) {
+      this.fail(flight, error);
+      return;
     }
+    flight.mirror?.send(cancel as never);
+    void this.drive(flight, next);
   }
 
   /** A durable sleep: the deadline is stored (`notBefore`) before the wait, so a restart keeps it. */
@@ -701,6 +702,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
         );
         return { type: `xstate.error.actor.${invoke.id}`, error };
       }
+      flight.bell ??= new Bell();
       const rang = flight.bell.wait();
       if (left === undefined) await Promise.race([rang, aborted(signal)]);
       else await Promise.race([rang, pause(this.rt.clock, left, signal)]);
