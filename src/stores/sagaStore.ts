@@ -68,8 +68,9 @@ export interface SharedSagas {
    * Takes the unfinished sagas of `saga` (only `id`, when given) that no live
    * runtime owns: never owned, owned by this store, or whose owner let its
    * lease pass `now`. They are this store's until `now + sagaLeaseMs`. Oldest first.
+   * With `versions`, only sagas started on one of them (a runtime adopts what it can run).
    */
-  adoptSagas(saga: string, now: number, id?: string): Promise<SagaRecord[]>;
+  adoptSagas(saga: string, now: number, id?: string, versions?: readonly string[]): Promise<SagaRecord[]>;
   /** Extends this store's hold on sagas `ids` to `now + sagaLeaseMs`; returns the ids it no longer holds. */
   renewSagas(saga: string, ids: readonly string[], now: number): Promise<string[]>;
   /** Gives up this store's hold on sagas `ids` (a graceful stop): any runtime may adopt them at once. */

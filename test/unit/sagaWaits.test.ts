@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createRuntime, memoryStore, type Runtime, type SagaStep, sqliteStore } from '../../src/index.js';
+import { createRuntime, type Runtime, type SagaStep, sqliteStore } from '../../src/index.js';
 import { settle, TestClock } from '../../src/testing/index.js';
 import { deferred } from '../fixtures/deferred.js';
 import { sharedStoreKinds } from '../fixtures/sharedStores.js';

@@ -15,6 +15,7 @@ import {
   type SagaStepEvent,
   type StepRun,
   sagaPayloads,
+  sagaTopic,
 } from '../../machines/saga.js';
 import {
   CANCEL_SIGNAL,
@@ -83,6 +84,14 @@ export type SagaHost = Pick<Host, 'store' | 'clock' | 'publish' | 'report' | 'wh
 type Sagas = Store & SagaStore;
 
 /**
+ * The runners of every version of one saga name in a runtime, by version, in
+ * the order they were registered. A saga runs to its end on the version it
+ * started on: a runner hands a stored saga of another version to that
+ * version's runner.
+ */
+export type SagaFamily = Map<string, SagaRunner<any>>;
+
+/**
  * Runs the sagas of one definition along the generated machine, one way for
  * every saga: the engine (XState's `transition`, memoised) says where each
  * step's outcome leads and what to do on the way; the runner does it (runs or
@@ -113,7 +122,9 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
   constructor(
     private readonly rt: SagaHost,
     private readonly def: ResolvedSaga,
+    private readonly family: SagaFamily = new Map(),
   ) {
+    family.set(def.version, this);
     this.steps = new Map(def.steps.map((s) => [s.name, s]));
     const seen = new Map<string, number>();
     for (const step of def.steps) {
@@ -173,6 +184,12 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     void (async () => {
       await this.rt.whenRunning(what);
       const stored = await this.stored(flight, () => this.store.loadSaga(this.def.name, id));
+      if (stored && stored.version !== this.def.version) {
+        // Started on another version: it finishes there.
+        if (this.flights.get(id) === flight) this.flights.delete(id);
+        this.runnerOf(stored).execute(input, { id }).then(flight.resolve, flight.reject);
+        return;
+      }
       if (stored && isFinalSagaStatus(stored.status)) {
         this.settle(flight, stored.status, JSON.parse(stored.context) as SagaContext);
         return;
@@ -196,6 +213,8 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
    * waits for; `SAGA_FINISHED` once the saga ended.
    */
   async signal(id: unknown, name: unknown, payload: unknown): Promise<void> {
+    const other = await this.otherVersion(id, 'signal');
+    if (other) return other.signal(id, name, payload);
     const what = `saga('${this.def.name}').signal`;
     if (typeof name !== 'string' || ![...this.steps.values()].some((s) => s.waitFor === name)) {
       const known = [...new Set([...this.steps.values()].flatMap((s) => s.waitFor ?? []))];
@@ -217,6 +236,8 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
    * `NOT_FOUND` for an unknown id, `SAGA_FINISHED` for a saga that had ended.
    */
   async cancel(id: unknown, reason?: unknown): Promise<SagaResult<TSteps>> {
+    const other = await this.otherVersion(id, 'cancel');
+    if (other) return other.cancel(id, reason) as Promise<SagaResult<TSteps>>;
     const what = `saga('${this.def.name}').cancel`;
     if (reason !== undefined && typeof reason !== 'string') {
       throw new KeelError('INVALID_OPTIONS', `${what}: the reason must be a string, got ${describeValue(reason)}`);
@@ -235,6 +256,49 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       }
       if (this.stopped) throw new KeelError('RUNTIME_STOPPED', `${what}: the runtime stopped before '${sagaId}' ended`);
       await pause(this.rt.clock, this.def.pollMs, watch.signal);
+    }
+  }
+
+  /** The runner of another version when the saga `id` is stored with that version (it is that version's to run). */
+  private async otherVersion(id: unknown, what: string): Promise<SagaRunner<any> | undefined> {
+    if (typeof id !== 'string' || this.flights.has(id)) return undefined;
+    await this.rt.whenRunning(`saga('${this.def.name}').${what}`);
+    const stored = await this.store.loadSaga(this.def.name, id);
+    if (!stored || stored.version === this.def.version) return undefined;
+    return this.runnerOf(stored);
+  }
+
+  /** The runner of the version `record` was started on; `SAGA_VERSION_MISMATCH` when no definition here has it. */
+  private runnerOf(record: SagaRecord): SagaRunner<any> {
+    const runner = this.family.get(record.version);
+    if (runner) return runner;
+    throw this.unknownVersion(record);
+  }
+
+  private unknownVersion(record: SagaRecord): KeelError {
+    return new KeelError(
+      'SAGA_VERSION_MISMATCH',
+      `saga '${this.def.name}' '${record.id}' was started on version [${record.version}], which no definition in this runtime has (registered: ${[...this.family.keys()].map((v) => `[${v}]`).join(', ')}); register it beside the others (rt.saga(name, { version, steps })) to let it finish`,
+    );
+  }
+
+  /**
+   * Unfinished sagas of a version no definition here has are left in the
+   * store for a runtime that has it; each is reported (onError and
+   * `saga.<name>.versionUnknown`), never skipped silently. The first
+   * registered version reports for the family.
+   */
+  private reportUnknownVersions(records: readonly SagaRecord[]): void {
+    if (this.family.values().next().value !== this) return;
+    for (const record of records) {
+      if (this.family.has(record.version)) continue;
+      const error = this.unknownVersion(record);
+      this.rt.report(error, `saga '${this.def.name}' could not resume '${record.id}'`);
+      this.rt.publish(
+        sagaTopic(this.def.name, 'versionUnknown'),
+        { sagaId: record.id, version: record.version, registered: [...this.family.keys()] },
+        { source: `saga.${this.def.name}.${record.id}` },
+      );
     }
   }
 
@@ -323,9 +387,13 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     if (hasSharedSagas(s)) {
       await this.adopt(s);
       this.armOwnership(s);
+      if (this.family.values().next().value === this)
+        this.reportUnknownVersions(await s.unfinishedSagas(this.def.name));
       return;
     }
-    this.resumeRecords(await s.unfinishedSagas(this.def.name));
+    const records = await s.unfinishedSagas(this.def.name);
+    this.resumeRecords(records.filter((r) => r.version === this.def.version));
+    this.reportUnknownVersions(records);
   }
 
   private resumeRecords(records: readonly SagaRecord[]): void {
@@ -345,7 +413,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
 
   /** Takes the sagas nobody owns any more and runs them here. */
   private async adopt(s: SharedSagas): Promise<void> {
-    const records = await s.adoptSagas(this.def.name, this.rt.clock.now());
+    const records = await s.adoptSagas(this.def.name, this.rt.clock.now(), undefined, [this.def.version]);
     if (!this.stopped) this.resumeRecords(records);
   }
 
@@ -398,7 +466,9 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     const s = this.store as Sagas & SharedSagas;
     flight.owned = false;
     for (;;) {
-      const [mine] = await this.stored(flight, () => s.adoptSagas(this.def.name, this.rt.clock.now(), flight.id));
+      const [mine] = await this.stored(flight, () =>
+        s.adoptSagas(this.def.name, this.rt.clock.now(), flight.id, [this.def.version]),
+      );
       if (mine) {
         flight.owned = true;
         this.resumeFlight(flight, mine);

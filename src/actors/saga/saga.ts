@@ -2,11 +2,13 @@ import type { SagaMachine } from '../../machines/saga.js';
 import type { Component } from '../host.js';
 import type { ResolvedSaga, SagaStep } from './definition.js';
 import type { SagaResult } from './result.js';
-import { type ExecuteOptions, type SagaHost, SagaRunner } from './runner.js';
+import { type ExecuteOptions, type SagaFamily, type SagaHost, SagaRunner } from './runner.js';
 
 /** An orchestrated saga: `execute` runs it, `machine` is its generated XState machine. */
 export interface Saga<TSteps extends readonly SagaStep[] = readonly SagaStep[]> {
   readonly name: string;
+  /** The definition's version: the one given, or one derived from the step names. */
+  readonly version: string;
   readonly machine: SagaMachine;
   /** Runs the saga with `input`; resolves with how it ended (it rejects only when the runtime stops it or storage fails). */
   execute(input: unknown, options?: ExecuteOptions): Promise<SagaResult<TSteps>>;
@@ -29,15 +31,20 @@ export interface Saga<TSteps extends readonly SagaStep[] = readonly SagaStep[]> 
   cancel(sagaId: string, reason?: string): Promise<SagaResult<TSteps>>;
 }
 
-/** Creates the saga `name` from its checked definition, and the component that resumes and stops its runs. */
+/**
+ * Creates the saga `name` from its checked definition, and the component that
+ * resumes and stops its runs; `family` holds the other versions of the name.
+ */
 export function createSaga<const TSteps extends readonly SagaStep[]>(
   host: SagaHost,
   def: ResolvedSaga,
+  family?: SagaFamily,
 ): { saga: Saga<TSteps>; component: Component } {
   const name = def.name;
-  const runner = new SagaRunner<TSteps>(host, def);
+  const runner = new SagaRunner<TSteps>(host, def, family);
   const saga: Saga<TSteps> = {
     name,
+    version: def.version,
     machine: runner.machine,
     execute: (input, opts) => runner.execute(input, opts),
     get running() {

@@ -41,6 +41,7 @@ function statements(s: string) {
       WITH picked AS (
         SELECT saga, id FROM ${s}.sagas
         WHERE saga = $1 AND status IN ('running', 'compensating') AND ($5::text IS NULL OR id = $5)
+          AND ($6::text[] IS NULL OR version = ANY($6::text[]))
           AND (owner IS NULL OR owner = $2 OR owner_until <= $3)
         ORDER BY created_at, id
         FOR UPDATE SKIP LOCKED)
@@ -143,8 +144,9 @@ export function postgresSagas(
       return rows.map((r) => ({ ...r, seq: Number(r.seq), at: Number(r.at) }));
     },
     sagaLeaseMs: leaseMs,
-    async adoptSagas(saga, now, id) {
-      const rows = (await run('adopt', [saga, owner, now, now + leaseMs, id ?? null])).rows as SagaRow[];
+    async adoptSagas(saga, now, id, versions) {
+      const rows = (await run('adopt', [saga, owner, now, now + leaseMs, id ?? null, versions ?? null]))
+        .rows as SagaRow[];
       return rows.map(toRecord).sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
     },
     async renewSagas(saga, ids, now) {
