@@ -81,3 +81,23 @@ export interface SharedSagas {
 export function hasSharedSagas<S extends SagaStore>(store: S): store is S & SharedSagas {
   return typeof (store as Partial<SharedSagas>).adoptSagas === 'function';
 }
+
+/**
+ * A capability of stores shared by processes (postgres): hears of signals
+ * other processes keep for sagas, so a waiting saga wakes at once instead of
+ * at its next poll. A hint only: notifications can be lost, so sagas keep polling.
+ */
+export interface WatchedSagaSignals {
+  /**
+   * Calls `onSignal(saga, id)` when a signal was kept for that saga;
+   * `onSignal(null)` when notifications stopped and `onSignal(undefined)` when
+   * they resumed (what was sent meanwhile is unknown). Returns the function
+   * that stops watching.
+   */
+  watchSagaSignals(onSignal: (saga: string | null | undefined, id?: string) => void): () => void;
+}
+
+/** True when `store` can tell of signals kept by other processes. */
+export function hasSignalWatch<S extends SagaStore>(store: S): store is S & WatchedSagaSignals {
+  return typeof (store as Partial<WatchedSagaSignals>).watchSagaSignals === 'function';
+}

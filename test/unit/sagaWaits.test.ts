@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createRuntime, type Runtime, type SagaStep, sqliteStore } from '../../src/index.js';
 import { settle, TestClock } from '../../src/testing/index.js';
 import { deferred } from '../fixtures/deferred.js';
@@ -413,3 +413,27 @@ async function waitUntil(ok: () => boolean, ms = 5_000): Promise<void> {
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+describe.each(sharedStoreKinds().filter((k) => k.name === 'postgres' && k.available))(
+  'signals on a $name store',
+  (kind) => {
+    it('a signal from another process wakes the waiting saga by NOTIFY, long before its next poll', async () => {
+      const { make, cleanup } = kind.fresh();
+      cleanups.push(cleanup);
+      const steps = [{ name: 'payment', waitFor: 'payment.confirmed' }] as const satisfies readonly SagaStep[];
+      const owner = createRuntime({ store: make(), onError: () => {} });
+      const other = createRuntime({ store: make(), onError: () => {} });
+      runtimes.push(owner, other);
+      const mine = owner.saga('checkout', { steps, pollMs: 600_000 });
+      const theirs = other.saga('checkout', { steps, pollMs: 600_000 });
+      await owner.start();
+      await other.start();
+      const run = mine.execute(null, { id: 'n1' });
+      // Another process sees the saga once its first checkpoint landed.
+      await vi.waitFor(() => theirs.signal('n1', 'payment.confirmed', 'ok'));
+      const started = Date.now();
+      expect(await run).toMatchObject({ status: 'completed', results: { payment: 'ok' } });
+      expect(Date.now() - started).toBeLessThan(5_000);
+    });
+  },
+);

@@ -20,6 +20,7 @@ import {
 import {
   CANCEL_SIGNAL,
   hasSharedSagas,
+  hasSignalWatch,
   type SagaRecord,
   type SagaRecordStatus,
   type SagaSignal,
@@ -361,6 +362,30 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     }
   }
 
+  /**
+   * Reads a saga's signals again as soon as one is kept for it: rung in this
+   * process, and (Postgres) notified from others. Either can miss one; the
+   * poll (`armPoll`) does not.
+   */
+  private watchSignals(s: Sagas): () => void {
+    const read = (saga: string | null | undefined, id?: string) => {
+      if (saga === null) return;
+      if (saga === undefined) {
+        // Notifications resumed: what was sent meanwhile is unknown.
+        void this.readSignals([...this.flights.values()].filter((f) => f.owned && f.state !== undefined));
+        return;
+      }
+      const flight = saga === this.def.name && id !== undefined ? this.flights.get(id) : undefined;
+      if (flight) void this.readSignals([flight]);
+    };
+    const offLocal = listenForSignals(s, read);
+    const offRemote = hasSignalWatch(s) ? s.watchSagaSignals(read) : undefined;
+    return () => {
+      offLocal();
+      offRemote?.();
+    };
+  }
+
   /** With a durable store, reads signals other processes sent every `pollMs` while sagas are in flight here. */
   private armPoll(): void {
     if (this.stopped || this.pollTimer !== undefined || this.rt.store.kind === 'memory') return;
@@ -380,10 +405,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
    */
   async resumeAll(): Promise<void> {
     const s = this.store;
-    this.unlisten ??= listenForSignals(s, (saga, id) => {
-      const flight = saga === this.def.name ? this.flights.get(id) : undefined;
-      if (flight) void this.readSignals([flight]);
-    });
+    this.unlisten ??= this.watchSignals(s);
     if (hasSharedSagas(s)) {
       await this.adopt(s);
       this.armOwnership(s);

@@ -1,10 +1,11 @@
 import { MicrotaskBatcher } from '../../core/batcher.js';
 import { KeelError } from '../../core/errors.js';
-import type { SagaRecord, SagaSignal, SagaStore, SharedSagas } from '../sagaStore.js';
+import type { SagaRecord, SagaSignal, SagaStore, SharedSagas, WatchedSagaSignals } from '../sagaStore.js';
 import { type SagaRow, sagaRecord as toRecord } from '../sql/rows.js';
+import type { NotifyHandler } from './listen.js';
 import type { Queryable } from './tasks.js';
 
-function statements(s: string) {
+function statements(s: string, channel: string) {
   return {
     // Many saves in one statement; `owner` is this store's id, so another runtime can tell whose saga it is.
     // Saves, renewals and releases lock saga rows in (saga, id) order, so they queue up instead of deadlocking.
@@ -31,7 +32,11 @@ function statements(s: string) {
         AND (${s}.sagas.owner IS NULL OR ${s}.sagas.owner = $11 OR ${s}.sagas.owner_until <= excluded.updated_at)
       RETURNING saga, id`,
     load: `SELECT * FROM ${s}.sagas WHERE saga = $1 AND id = $2`,
-    signal: `INSERT INTO ${s}.saga_signals (saga, id, name, payload, at) VALUES ($1, $2, $3, $4, $5)`,
+    // The NOTIFY goes out when the row commits; its payload names the saga, so only its owner reads again.
+    signal: `
+      WITH kept AS (
+        INSERT INTO ${s}.saga_signals (saga, id, name, payload, at) VALUES ($1, $2, $3, $4, $5) RETURNING saga, id)
+      SELECT pg_notify('${channel}', json_build_array(saga, id)::text) FROM kept`,
     signals: `
       SELECT seq, saga, id, name, payload, at FROM ${s}.saga_signals WHERE saga = $1 AND id = ANY($2::text[]) ORDER BY seq`,
     unfinished: `
@@ -75,8 +80,14 @@ export function postgresSagas(
   tag: string,
   owner: string,
   leaseMs: number,
-): SagaStore & SagaOwnership {
-  const sql: Sql = statements(schema);
+  notify?: {
+    /** The store's shared LISTEN connection (it throws while the store is closed). */
+    listen: () => { listen(channel: string, handler: NotifyHandler): () => void };
+    channel: string;
+  },
+): SagaStore & SagaOwnership & Partial<WatchedSagaSignals> {
+  const channel = notify?.channel ?? `keel_${tag}_sagas`;
+  const sql: Sql = statements(schema, channel);
   const run = (name: keyof Sql, values: unknown[]) =>
     db().query({ name: `keel_${tag}_saga_${name}`, text: sql[name], values });
 
@@ -143,6 +154,18 @@ export function postgresSagas(
       })[];
       return rows.map((r) => ({ ...r, seq: Number(r.seq), at: Number(r.at) }));
     },
+    ...(notify && {
+      watchSagaSignals(onSignal: (saga: string | null | undefined, id?: string) => void) {
+        return notify.listen().listen(notify.channel, (payload) => {
+          if (payload === null || payload === undefined) {
+            onSignal(payload);
+            return;
+          }
+          const [saga, id] = JSON.parse(payload) as [string, string];
+          onSignal(saga, id);
+        });
+      },
+    }),
     sagaLeaseMs: leaseMs,
     async adoptSagas(saga, now, id, versions) {
       const rows = (await run('adopt', [saga, owner, now, now + leaseMs, id ?? null, versions ?? null]))
