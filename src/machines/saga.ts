@@ -37,6 +37,8 @@ export interface SagaStepShape {
   compensable: boolean;
   /** Undo this step also when it fails (its effect may have landed though the call failed, e.g. a timeout). */
   undoOnFailure?: boolean;
+  /** A parallel group (`{ parallel: [...] }`): its branches run at once, each a state region. */
+  parallel?: readonly SagaStepShape[];
   /**
    * False for a step that cannot fail (a fixed sleep, a wait with no timeout):
    * its state has no error transition. Default true.
@@ -56,6 +58,8 @@ export interface SagaContext {
   compensationError: unknown;
   /** Why the saga was cancelled (`saga.cancel`), when it was. */
   reason?: string | undefined;
+  /** The parallel branches that completed (or may have taken effect): the ones a failure undoes. */
+  completed?: string[] | undefined;
 }
 
 /** Input of a saga machine: a fresh run, or a run resumed with what it had done. */
@@ -103,15 +107,17 @@ export interface StepRun {
  */
 export function createSagaMachine(name: string, steps: readonly SagaStepShape[]) {
   const id = name;
+  // The order things are undone in, reversed: every step, a parallel group's branches in their place.
+  const flat: readonly SagaStepShape[] = steps.flatMap((step) => step.parallel ?? [step]);
   /**
-   * Where to go when the step at `index` fails (or its undo is done): the
-   * nearest compensable step before it in the undo tree `tree`, else the
-   * tree's final state. A failure undoes in `compensating` (ending
+   * Where to go when the step at flat index `index` fails (or its undo is
+   * done): the nearest compensable step before it in the undo tree `tree`,
+   * else the tree's final state. A failure undoes in `compensating` (ending
    * `compensated`), a cancel in `cancelling` (ending `cancelled`).
    */
   const undoFrom = (index: number, tree: 'compensating' | 'cancelling' = 'compensating'): string => {
     for (let i = index - 1; i >= 0; i--) {
-      const step = steps[i] as SagaStepShape;
+      const step = flat[i] as SagaStepShape;
       if (step.compensable) return `#${id}.${tree}.${step.name}`;
     }
     return `#${id}.${tree === 'compensating' ? 'compensated' : 'cancelled'}`;
@@ -120,15 +126,94 @@ export function createSagaMachine(name: string, steps: readonly SagaStepShape[])
   const running: Record<string, object> = {};
   const compensating: Record<string, object> = {};
   const cancelling: Record<string, object> = {};
+  const invokeOf = (step: SagaStepShape) => ({
+    id: `run.${step.name}`,
+    src: STEP_SOURCES[step.kind ?? 'run'],
+    input: ({ context }: { context: SagaContext }) => ({ step: step.name, context }),
+  });
+  let at = 0;
   steps.forEach((step, i) => {
     const next = i + 1 < steps.length ? `#${id}.running.${(steps[i + 1] as SagaStepShape).name}` : `#${id}.completed`;
+    if (step.parallel) {
+      // A parallel group: one region per branch, each `run` then `done`; when every branch is done, the next step.
+      // A branch that fails leaves the group (XState stops the other branches' invoked steps: the runner aborts
+      // them) and undoes the group's branches that completed, then the steps before it.
+      const end = at + step.parallel.length;
+      const regions: Record<string, object> = {};
+      for (const b of step.parallel) {
+        const undoSelf = b.compensable && b.undoOnFailure;
+        regions[b.name] = {
+          initial: 'run',
+          states: {
+            run: {
+              invoke: {
+                ...invokeOf(b),
+                onDone: {
+                  target: 'done',
+                  actions: [
+                    { type: 'recordBranchResult', params: { step: b.name } },
+                    { type: 'stepCompleted', params: { step: b.name } },
+                  ],
+                },
+                ...(b.canFail !== false && {
+                  onError: {
+                    target: undoFrom(end),
+                    actions: { type: 'recordBranchFailure', params: { step: b.name, undone: undoSelf === true } },
+                  },
+                }),
+              },
+              on: {
+                ...((b.kind ?? 'run') === 'run' && {
+                  [`${RESULT_REFUSED}.${b.name}`]: {
+                    target: b.compensable ? undoFrom(end) : `#${id}.failed`,
+                    actions: { type: 'recordRefusedBranch', params: { step: b.name, undoable: b.compensable } },
+                  },
+                }),
+              },
+            },
+            done: { type: 'final' },
+          },
+        };
+      }
+      running[step.name] = {
+        type: 'parallel',
+        states: regions,
+        onDone: { target: next },
+        on: {
+          [CANCEL]: {
+            target: undoFrom(end, 'cancelling'),
+            actions: { type: 'recordCancel', params: { step: step.name } },
+          },
+        },
+      };
+      for (const b of step.parallel) {
+        at++;
+        if (!b.compensable) continue;
+        const undo = (tree: 'compensating' | 'cancelling') => ({
+          invoke: {
+            id: `compensate.${b.name}`,
+            src: 'compensateStep',
+            input: ({ context }: { context: SagaContext }) => ({ step: b.name, context }),
+            onDone: {
+              target: undoFrom(at - 1, tree),
+              actions: { type: 'recordCompensated', params: { step: b.name } },
+            },
+            onError: { target: `#${id}.failed`, actions: 'recordCompensationFailure' },
+          },
+          // A branch that did not complete (it was aborted, or failed) has nothing to undo: the runner skips it.
+          on: { [SKIP]: { target: undoFrom(at - 1, tree) } },
+        });
+        compensating[b.name] = undo('compensating');
+        cancelling[b.name] = undo('cancelling');
+      }
+      return;
+    }
+    const self = at++;
     const undoSelf = step.compensable && step.undoOnFailure;
     const kind = step.kind ?? 'run';
     running[step.name] = {
       invoke: {
-        id: `run.${step.name}`,
-        src: STEP_SOURCES[kind],
-        input: ({ context }: { context: SagaContext }) => ({ step: step.name, context }),
+        ...invokeOf(step),
         onDone: {
           target: next,
           actions: [
@@ -138,7 +223,7 @@ export function createSagaMachine(name: string, steps: readonly SagaStepShape[])
         },
         ...(step.canFail !== false && {
           onError: {
-            target: undoSelf ? `#${id}.compensating.${step.name}` : undoFrom(i),
+            target: undoSelf ? `#${id}.compensating.${step.name}` : undoFrom(self),
             actions: { type: 'recordFailure', params: { step: step.name } },
           },
         }),
@@ -156,7 +241,7 @@ export function createSagaMachine(name: string, steps: readonly SagaStepShape[])
         // Cancelled while this step runs (or waits): it is aborted and counts as not done, unless its effect may
         // have landed anyway (`undoOnFailure`), as on a failure.
         [CANCEL]: {
-          target: undoSelf ? `#${id}.cancelling.${step.name}` : undoFrom(i, 'cancelling'),
+          target: undoSelf ? `#${id}.cancelling.${step.name}` : undoFrom(self, 'cancelling'),
           actions: { type: 'recordCancel', params: { step: step.name } },
         },
       },
@@ -167,7 +252,7 @@ export function createSagaMachine(name: string, steps: readonly SagaStepShape[])
           id: `compensate.${step.name}`,
           src: 'compensateStep',
           input: ({ context }: { context: SagaContext }) => ({ step: step.name, context }),
-          onDone: { target: undoFrom(i, tree), actions: { type: 'recordCompensated', params: { step: step.name } } },
+          onDone: { target: undoFrom(self, tree), actions: { type: 'recordCompensated', params: { step: step.name } } },
           onError: { target: `#${id}.failed`, actions: 'recordCompensationFailure' },
         },
       });
@@ -198,6 +283,15 @@ export function createSagaMachine(name: string, steps: readonly SagaStepShape[])
       ),
       recordRefusedResult: assign(({ context, event }, params: { step: string; undoable: boolean }) =>
         sagaUpdates.recordRefusedResult(context, event as SagaStepEvent, params),
+      ),
+      recordBranchResult: assign(({ context, event }, params: { step: string }) =>
+        sagaUpdates.recordBranchResult(context, event as SagaStepEvent, params),
+      ),
+      recordBranchFailure: assign(({ context, event }, params: { step: string; undone: boolean }) =>
+        sagaUpdates.recordBranchFailure(context, event as SagaStepEvent, params),
+      ),
+      recordRefusedBranch: assign(({ context, event }, params: { step: string; undoable: boolean }) =>
+        sagaUpdates.recordRefusedBranch(context, event as SagaStepEvent, params),
       ),
       recordCancel: assign(({ context, event }, params: { step: string }) =>
         sagaUpdates.recordCancel(context, event as SagaStepEvent, params),
@@ -270,6 +364,12 @@ export function createSagaMachine(name: string, steps: readonly SagaStepShape[])
 }
 
 /**
+ * The event the runner sends instead of undoing a parallel branch that did not
+ * complete (`compensating.<branch>`): there is nothing of it to undo.
+ */
+export const SKIP = 'saga.skip';
+
+/**
  * The event the runner sends instead of `xstate.done.actor.run.<step>` when a
  * step returned a result that cannot be stored (see `stepResult`): the step
  * happened, so it is undone (or, with no undo, the saga ends `failed`).
@@ -306,6 +406,22 @@ export const sagaUpdates = {
     error: e.error,
     // Nothing undoes it: the same error says why the saga stopped with the effect in place.
     ...(!p.undoable && { compensationError: e.error }),
+  }),
+  recordBranchResult: (c: SagaContext, e: SagaStepEvent, p: { step: string }): SagaContext => ({
+    ...c,
+    results: { ...c.results, [p.step]: e.output },
+    completed: [...(c.completed ?? []), p.step],
+  }),
+  recordBranchFailure: (c: SagaContext, e: SagaStepEvent, p: { step: string; undone: boolean }): SagaContext => ({
+    ...c,
+    failedStep: p.step,
+    error: e.error,
+    // Its effect may have landed though it failed: undone with the branches that completed.
+    ...(p.undone && { completed: [...(c.completed ?? []), p.step] }),
+  }),
+  recordRefusedBranch: (c: SagaContext, e: SagaStepEvent, p: { step: string; undoable: boolean }): SagaContext => ({
+    ...sagaUpdates.recordRefusedResult(c, e, p),
+    completed: [...(c.completed ?? []), p.step],
   }),
   recordCancel: (c: SagaContext, e: SagaStepEvent, p: { step: string }): SagaContext => ({
     ...c,

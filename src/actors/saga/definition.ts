@@ -56,11 +56,27 @@ export interface SagaSignalStep {
   timeoutMs?: number;
 }
 
-/** One step of a saga: a call (`run`), a durable sleep (`sleepMs` / `until`) or a wait for a signal (`waitFor`). */
+/**
+ * Steps run at once, as regions of one parallel state. When one fails, the
+ * others are aborted through their signal, every branch that completed is
+ * undone, then the steps before the group in reverse order. Each branch's
+ * result is under its own name; the group's name (default `parallel<n>`, n
+ * its 1-based position) names its state.
+ */
+export interface SagaParallelStep<TInput = any> {
+  name?: string;
+  parallel: readonly SagaRunStep<TInput>[];
+}
+
+/**
+ * One step of a saga: a call (`run`), a durable sleep (`sleepMs` / `until`),
+ * a wait for a signal (`waitFor`) or a parallel group (`parallel`).
+ */
 export type SagaStep<TInput = any, TResult = any> =
   | SagaRunStep<TInput, TResult>
   | SagaSleepStep<TInput>
-  | SagaSignalStep;
+  | SagaSignalStep
+  | SagaParallelStep<TInput>;
 
 /** Options of `rt.saga`. */
 export interface SagaOptions<TSteps extends readonly SagaStep[] = readonly SagaStep[]> {
@@ -101,6 +117,10 @@ export interface ResolvedStep {
   fixed?: boolean;
   /** The signal a `signal` step waits for. */
   waitFor?: string;
+  /** A parallel group's branches (the group itself runs nothing). */
+  parallel?: ResolvedStep[];
+  /** The group a parallel branch belongs to. */
+  branchOf?: string;
 }
 
 /** A saga definition with defaults filled in and everything checked. */
@@ -230,13 +250,19 @@ export function resolveSaga(name: unknown, options: unknown): ResolvedSaga {
     );
   }
   const seen = new Set<string>();
-  const steps = list.map((raw: unknown, i): ResolvedStep => {
-    const at = `steps[${i}]`;
+  const readStep = (raw: unknown, at: string, branchOf: string | undefined): ResolvedStep => {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
       throw invalidOptions(owner, at, `must be an object { name, run, compensate? }, got ${describeValue(raw)}`);
     // Steps are read here, not with OptionReader, so messages name the option by its path (`steps[1].timeoutMs`).
     const s = raw as Record<string, unknown>;
     const kind = kindOf(owner, at, s);
+    if (branchOf !== undefined && kind !== 'run') {
+      throw invalidOptions(
+        owner,
+        at,
+        `is a ${kind} step; a parallel branch must be a run step { name, run, compensate? }`,
+      );
+    }
     const known = STEP_OPTIONS[kind];
     for (const key of Object.keys(s)) {
       if (!known.includes(key)) {
@@ -280,6 +306,7 @@ export function resolveSaga(name: unknown, options: unknown): ResolvedSaga {
     return {
       name: stepName,
       kind,
+      ...(branchOf !== undefined && { branchOf }),
       run,
       compensate,
       compensateOnFailure: compensateOnFailure === true,
@@ -289,10 +316,41 @@ export function resolveSaga(name: unknown, options: unknown): ResolvedSaga {
           ? retry
           : boundedRetry(owner, `${at}.retry`, parseRetry(owner, `${at}.retry`, s.retry, retry)),
     };
+  };
+  const readGroup = (g: Record<string, unknown>, at: string, index: number): ResolvedStep => {
+    for (const key of Object.keys(g)) {
+      if (key !== 'name' && key !== 'parallel') {
+        throw invalidOptions(owner, `${at}.${key}`, 'is not an option of a parallel group (it takes: name, parallel)');
+      }
+    }
+    const groupName = g.name === undefined ? `parallel${index + 1}` : g.name;
+    if (typeof groupName !== 'string' || !NAME.test(groupName) || RESERVED.has(groupName)) {
+      throw invalidOptions(owner, `${at}.name`, `must be letters, digits, '-' or '_', got ${describeValue(groupName)}`);
+    }
+    if (seen.has(groupName)) throw invalidOptions(owner, `${at}.name`, `'${groupName}' is used by another step`);
+    seen.add(groupName);
+    const list = g.parallel;
+    if (!Array.isArray(list) || list.length < 2) {
+      throw invalidOptions(
+        owner,
+        `${at}.parallel`,
+        `must be an array of at least two steps, got ${describeValue(list)}`,
+      );
+    }
+    const branches = list.map((b, j) => readStep(b, `${at}.parallel[${j}]`, groupName));
+    return { ...waitingStep(groupName, 'run', 0), parallel: branches };
+  };
+  const steps = list.map((raw: unknown, i): ResolvedStep => {
+    const at = `steps[${i}]`;
+    if (typeof raw === 'object' && raw !== null && 'parallel' in raw) {
+      return readGroup(raw as Record<string, unknown>, at, i);
+    }
+    return readStep(raw, at, undefined);
   });
-  const shape = steps
-    .map((s) =>
-      s.kind === 'sleep'
+  const shapeOf = (s: ResolvedStep): string =>
+    s.parallel
+      ? `${s.name}(${s.parallel.map(shapeOf).join(',')})`
+      : s.kind === 'sleep'
         ? `${s.name}~`
         : s.kind === 'signal'
           ? `${s.name}?${s.waitFor}`
@@ -300,9 +358,8 @@ export function resolveSaga(name: unknown, options: unknown): ResolvedSaga {
             ? `${s.name}++`
             : s.compensate
               ? `${s.name}+`
-              : s.name,
-    )
-    .join(',');
+              : s.name;
+  const shape = steps.map(shapeOf).join(',');
   return {
     name,
     steps,

@@ -13,6 +13,8 @@ import {
   type SagaInput,
   type SagaMachine,
   type SagaStepEvent,
+  type SagaStepShape,
+  SKIP,
   type StepRun,
   sagaPayloads,
   sagaTopic,
@@ -126,7 +128,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     private readonly family: SagaFamily = new Map(),
   ) {
     family.set(def.version, this);
-    this.steps = new Map(def.steps.map((s) => [s.name, s]));
+    this.steps = new Map(def.steps.flatMap((s) => (s.parallel ? [s, ...s.parallel] : [s])).map((s) => [s.name, s]));
     const seen = new Map<string, number>();
     for (const step of def.steps) {
       if (step.waitFor === undefined) continue;
@@ -134,16 +136,15 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       this.signalIndex.set(step.name, n);
       seen.set(step.waitFor, n + 1);
     }
-    this.machine = createSagaMachine(
-      def.name,
-      def.steps.map((s) => ({
-        name: s.name,
-        kind: s.kind,
-        canFail: s.kind === 'run' || (s.kind === 'sleep' ? s.fixed !== true : s.timeoutMs > 0),
-        compensable: s.compensate !== undefined,
-        undoOnFailure: s.compensateOnFailure,
-      })),
-    );
+    const shapeOf = (s: ResolvedStep): SagaStepShape => ({
+      name: s.name,
+      kind: s.kind,
+      canFail: s.kind === 'run' || (s.kind === 'sleep' ? s.fixed !== true : s.timeoutMs > 0),
+      compensable: s.compensate !== undefined,
+      undoOnFailure: s.compensateOnFailure,
+      ...(s.parallel && { parallel: s.parallel.map(shapeOf) }),
+    });
+    this.machine = createSagaMachine(def.name, def.steps.map(shapeOf));
     const silent = Object.fromEntries(Object.keys(sagaPayloads).map((name) => [name, () => {}]));
     // The mirror's steps never settle on their own: the runner sends it their outcome.
     const pending = fromPromise<unknown, StepRun>(() => new Promise(() => {}));
@@ -648,6 +649,8 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     const source = `saga.${this.def.name}.${flight.id}`;
     const signal = flight.controller.signal;
     let { state, effects } = first;
+    // The branches of a parallel group in flight, by invoke id; each settles into the event it hands the engine.
+    const branches = new Map<string, { done: Promise<SagaStepEvent>; controller: AbortController }>();
     try {
       for (;;) {
         flight.state = state;
@@ -663,10 +666,22 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
           this.settle(flight, status, state.context);
           return;
         }
-        if (!invoke) throw new Error(`saga '${this.def.name}': state ${state.key} runs no step, so it cannot end`);
         let event: SagaStepEvent;
-        if (invoke.src === 'compensateStep') event = await this.attempt(flight, state, status, invoke, signal);
-        else if (flight.cancel) event = flight.cancel;
+        // A cancel that came outside a step is taken when the next running step would start.
+        const cancel = invoke?.src !== 'compensateStep' && status === 'running' ? flight.cancel : undefined;
+        if (!cancel && invoke && this.isBranch(invoke)) {
+          for (const effect of effects) {
+            if (effect.kind === 'invoke') this.startBranch(flight, effect, signal, branches);
+          }
+        }
+        if (cancel) event = cancel;
+        else if (branches.size > 0) {
+          flight.inStep = true;
+          event = await Promise.race([...branches.values()].map((b) => b.done));
+          if (!signal.aborted) flight.inStep = false;
+        } else if (!invoke) {
+          throw new Error(`saga '${this.def.name}': state ${state.key} runs no step, so it cannot end`);
+        } else if (invoke.src === 'compensateStep') event = await this.attempt(flight, state, status, invoke, signal);
         else {
           // Until it settles, a cancel interrupts this drive (see `interrupt`).
           flight.inStep = true;
@@ -683,13 +698,67 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
         flight.waiting = false;
         flight.attempts = { attempt: 1, notBefore: undefined };
         ({ state, effects } = this.engine.next(state, event));
+        // Branches whose state was left (another failed) are aborted now, not after the checkpoint.
+        for (const effect of effects) if (effect.kind === 'stop') this.stopBranch(branches, effect.id, state.context);
         flight.mirror?.send(event as never);
       }
     } catch (error) {
       if (signal.aborted) return;
+      for (const id of [...branches.keys()]) this.stopBranch(branches, id, undefined);
       if (error instanceof KeelError && error.code === 'SAGA_NOT_OWNED') this.join(flight, error);
       else this.fail(flight, error);
     }
+  }
+
+  private isBranch(invoke: Extract<SagaEffect, { kind: 'invoke' }>): boolean {
+    return invoke.src !== 'compensateStep' && this.steps.get(invoke.input.step)?.branchOf !== undefined;
+  }
+
+  /**
+   * Starts a parallel branch under its own signal (aborted with the saga's, or
+   * alone when the group is left). Its retries are not checkpointed: a
+   * resumed group runs its unfinished branches again from their first attempt.
+   */
+  private startBranch(
+    flight: Flight,
+    invoke: Extract<SagaEffect, { kind: 'invoke' }>,
+    signal: AbortSignal,
+    branches: Map<string, { done: Promise<SagaStepEvent>; controller: AbortController }>,
+  ): void {
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(signal.reason);
+    if (signal.aborted) controller.abort(signal.reason);
+    else signal.addEventListener('abort', onAbort, { once: true });
+    const done = this.attempt(flight, undefined, 'running', invoke, controller.signal).then(
+      (event) => {
+        // Settled: no longer in flight, so leaving its state aborts nothing.
+        if (branches.get(invoke.id)?.controller === controller) branches.delete(invoke.id);
+        return event;
+      },
+      (error: unknown) => {
+        if (branches.get(invoke.id)?.controller === controller) branches.delete(invoke.id);
+        throw error;
+      },
+    );
+    done.finally(() => signal.removeEventListener('abort', onAbort)).catch(() => {});
+    branches.set(invoke.id, { done, controller });
+  }
+
+  /** A parallel branch whose state was left: abort it if it still runs (another branch failed). */
+  private stopBranch(
+    branches: Map<string, { done: Promise<SagaStepEvent>; controller: AbortController }>,
+    id: string,
+    context: SagaContext | undefined,
+  ): void {
+    const branch = branches.get(id);
+    if (!branch) return;
+    branches.delete(id);
+    branch.controller.abort(
+      new KeelError(
+        'CANCELLED',
+        `saga '${this.def.name}' parallel step '${id.slice('run.'.length)}' was aborted: ${context?.failedStep === undefined ? 'the saga stopped' : `'${context.failedStep}' failed`}`,
+      ),
+    );
   }
 
   /**
@@ -905,7 +974,8 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
    */
   private async attempt(
     flight: Flight,
-    state: SagaState,
+    /** The state whose step this is; undefined for a parallel branch (its retries are not checkpointed). */
+    state: SagaState | undefined,
     phase: SagaRecordStatus,
     invoke: Extract<SagaEffect, { kind: 'invoke' }>,
     signal: AbortSignal,
@@ -913,7 +983,8 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     const { step, context }: StepRun = invoke.input;
     const s = this.steps.get(step) as ResolvedStep;
     const running = invoke.src !== 'compensateStep';
-    const value = state.value;
+    // A branch that did not complete left nothing to undo.
+    if (!running && s.branchOf !== undefined && !context.completed?.includes(step)) return { type: SKIP };
     const idempotencyKey = running ? `${context.sagaId}:${step}` : `${context.sagaId}:${step}:compensate`;
     const what = `saga '${this.def.name}' ${running ? 'step' : 'compensation of'} '${step}'`;
     let output: unknown;
@@ -923,8 +994,8 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
         policy: running ? s.retry : this.def.compensationRetry,
         timeoutMs: running ? s.timeoutMs : this.def.compensationTimeoutMs,
         signal,
-        state: flight.attempts,
-        persist: () => this.write(flight, phase, value, state.context),
+        state: state ? flight.attempts : { attempt: 1, notBefore: undefined },
+        persist: () => (state ? this.write(flight, phase, state.value, state.context) : Promise.resolve()),
         what,
         call: (attempt, attemptSignal) => {
           const ctx: StepContext = {
@@ -950,7 +1021,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       'INVALID_PAYLOAD',
       `${what} returned a result the saga cannot keep (${kept.problem}); the step counts as done, so it is undone (or, with no compensate, the saga ends failed)`,
     );
-    return { type: RESULT_REFUSED, error };
+    return { type: s.branchOf === undefined ? RESULT_REFUSED : `${RESULT_REFUSED}.${step}`, error };
   }
 }
 
