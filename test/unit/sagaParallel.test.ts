@@ -150,6 +150,48 @@ describe('saga parallel groups', () => {
     expect(journal).toEqual(['create', 'reserve', 'authorise', 'reserve', 'charge r/a']);
   });
 
+  it('branches that settle in the same tick: a completion is taken before a failure, so it is undone', async () => {
+    const rt = runtime();
+    const journal: string[] = [];
+    const saga = rt.saga('sync', {
+      steps: [
+        {
+          parallel: [
+            {
+              name: 'a',
+              run: () => {
+                throw new Error('a refused');
+              },
+              compensate: () => journal.push('undo a'),
+            },
+            { name: 'b', run: () => 'b', compensate: () => journal.push('undo b') },
+            { name: 'c', run: () => 'c' },
+          ],
+        },
+      ],
+    });
+    await rt.start();
+    expect(await saga.execute(null)).toMatchObject({
+      status: 'compensated',
+      failedStep: 'a',
+      results: { b: 'b', c: 'c' },
+      compensated: ['b'],
+    });
+    expect(journal).toEqual(['undo b']);
+    const ok = rt.saga('allSync', {
+      steps: [
+        {
+          name: 'g',
+          parallel: [
+            { name: 'x', run: () => 1 },
+            { name: 'y', run: () => 2 },
+          ],
+        },
+      ],
+    });
+    expect(await ok.execute(null)).toMatchObject({ status: 'completed', results: { x: 1, y: 2 } });
+  });
+
   it('refuses bad groups with INVALID_OPTIONS naming the option', () => {
     const rt = runtime();
     const bad: [unknown, RegExp][] = [

@@ -80,6 +80,9 @@ interface Flight {
   waiting: boolean;
 }
 
+/** The branches of a parallel group in flight, by invoke id: settled ones keep their outcome until it is taken. */
+type Branches = Map<string, { done: Promise<void>; controller: AbortController; outcome: SagaStepEvent | undefined }>;
+
 /** What a saga runner needs of its runtime. */
 export type SagaHost = Pick<Host, 'store' | 'clock' | 'publish' | 'report' | 'whenRunning' | 'inspected' | 'system'>;
 
@@ -650,7 +653,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     const signal = flight.controller.signal;
     let { state, effects } = first;
     // The branches of a parallel group in flight, by invoke id; each settles into the event it hands the engine.
-    const branches = new Map<string, { done: Promise<SagaStepEvent>; controller: AbortController }>();
+    const branches: Branches = new Map();
     try {
       for (;;) {
         flight.state = state;
@@ -677,8 +680,9 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
         if (cancel) event = cancel;
         else if (branches.size > 0) {
           flight.inStep = true;
-          event = await Promise.race([...branches.values()].map((b) => b.done));
+          await Promise.race([...branches.values()].map((b) => b.done));
           if (!signal.aborted) flight.inStep = false;
+          event = this.nextOutcome(branches);
         } else if (!invoke) {
           throw new Error(`saga '${this.def.name}': state ${state.key} runs no step, so it cannot end`);
         } else if (invoke.src === 'compensateStep') event = await this.attempt(flight, state, status, invoke, signal);
@@ -723,33 +727,47 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     flight: Flight,
     invoke: Extract<SagaEffect, { kind: 'invoke' }>,
     signal: AbortSignal,
-    branches: Map<string, { done: Promise<SagaStepEvent>; controller: AbortController }>,
+    branches: Branches,
   ): void {
     const controller = new AbortController();
     const onAbort = () => controller.abort(signal.reason);
     if (signal.aborted) controller.abort(signal.reason);
     else signal.addEventListener('abort', onAbort, { once: true });
-    const done = this.attempt(flight, undefined, 'running', invoke, controller.signal).then(
-      (event) => {
-        // Settled: no longer in flight, so leaving its state aborts nothing.
-        if (branches.get(invoke.id)?.controller === controller) branches.delete(invoke.id);
-        return event;
-      },
-      (error: unknown) => {
-        if (branches.get(invoke.id)?.controller === controller) branches.delete(invoke.id);
-        throw error;
-      },
-    );
-    done.finally(() => signal.removeEventListener('abort', onAbort)).catch(() => {});
-    branches.set(invoke.id, { done, controller });
+    const branch: Branches extends Map<string, infer B> ? B : never = {
+      done: Promise.resolve(),
+      controller,
+      outcome: undefined,
+    };
+    branch.done = this.attempt(flight, undefined, 'running', invoke, controller.signal).then((event) => {
+      branch.outcome = event;
+    });
+    branch.done.finally(() => signal.removeEventListener('abort', onAbort)).catch(() => {});
+    branches.set(invoke.id, branch);
+  }
+
+  /**
+   * The outcome of a settled branch for the machine to take next. Branches
+   * that completed go first: a failure taken first would leave the group and
+   * drop their completion, and their effect would not be undone.
+   */
+  private nextOutcome(branches: Branches): SagaStepEvent {
+    let pick: [string, SagaStepEvent] | undefined;
+    for (const [id, b] of branches) {
+      if (!b.outcome) continue;
+      if (b.outcome.type.startsWith('xstate.done.')) {
+        pick = [id, b.outcome];
+        break;
+      }
+      pick ??= [id, b.outcome];
+    }
+    // A rejection (not an outcome: the store, or the saga's own interruption) ends the race above by throwing.
+    if (!pick) throw new Error(`saga '${this.def.name}': a parallel branch settled without an outcome`);
+    branches.delete(pick[0]);
+    return pick[1];
   }
 
   /** A parallel branch whose state was left: abort it if it still runs (another branch failed). */
-  private stopBranch(
-    branches: Map<string, { done: Promise<SagaStepEvent>; controller: AbortController }>,
-    id: string,
-    context: SagaContext | undefined,
-  ): void {
+  private stopBranch(branches: Branches, id: string, context: SagaContext | undefined): void {
     const branch = branches.get(id);
     if (!branch) return;
     branches.delete(id);
