@@ -52,7 +52,9 @@ export type SagaSleepStep<TInput = any> =
  */
 export interface SagaSignalStep {
   name: string;
+  /** The signal's name: dot-separated tokens (`payment.confirmed`). */
   waitFor: string;
+  /** How long to wait before the step fails with `STEP_TIMEOUT` (0 or absent: no limit). */
   timeoutMs?: number;
 }
 
@@ -64,7 +66,9 @@ export interface SagaSignalStep {
  * its 1-based position) names its state.
  */
 export interface SagaParallelStep<TInput = any> {
+  /** The group's state name; default `parallel<n>`. */
   name?: string;
+  /** The branches: at least two call steps. */
   parallel: readonly SagaRunStep<TInput>[];
 }
 

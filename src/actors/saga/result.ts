@@ -3,15 +3,17 @@ import type { SagaStep } from './definition.js';
 
 /** What each step returned, by step name, typed from the steps' `run` (a signal's payload is `any`, a sleep's undefined). */
 export type SagaResults<TSteps extends readonly SagaStep[]> = {
-  [S in Flat<TSteps[number]> as S['name'] & string]: S extends { run: (...args: any[]) => infer R }
+  // A parallel group's branches stand in its place (each result is under the branch's name).
+  [S in TSteps[number] extends infer U ? (U extends { parallel: readonly (infer B)[] } ? B : U) : never as S extends {
+    name: infer N extends string;
+  }
+    ? N
+    : never]: S extends { run: (...args: any[]) => infer R }
     ? Awaited<R>
     : S extends { waitFor: string }
       ? any
       : undefined;
 };
-
-/** A step, or a parallel group's branches in its place. */
-type Flat<S> = S extends { parallel: readonly (infer B)[] } ? B : S;
 
 /** How `execute` ends. */
 export type SagaResult<TSteps extends readonly SagaStep[] = readonly SagaStep[]> =
