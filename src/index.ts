@@ -1,6 +1,7 @@
 export type { Bus, BusEvent, BusHandler, EventMap, HandlerFailure, PublishOptions } from './actors/bus/bus.js';
 export type {
   SagaOptions,
+  SagaChildStep,
   SagaParallelStep,
   SagaRunStep,
   SagaSignalStep,

@@ -22,12 +22,13 @@ import { publish } from './publish.js';
 /**
  * What a step does, as its state invokes it: `run` calls the step's function
  * (`runStep`), `sleep` waits until a deadline kept as data (`sleep`),
- * `signal` waits for a signal sent to the saga (`waitForSignal`).
+ * `signal` waits for a signal sent to the saga (`waitForSignal`), `child`
+ * runs another saga to its end (`childSaga`; undone as a whole).
  */
-export type SagaStepKind = 'run' | 'sleep' | 'signal';
+export type SagaStepKind = 'run' | 'sleep' | 'signal' | 'child';
 
 /** The actor a step's state invokes, by step kind. */
-export const STEP_SOURCES = { run: 'runStep', sleep: 'sleep', signal: 'waitForSignal' } as const;
+export const STEP_SOURCES = { run: 'runStep', sleep: 'sleep', signal: 'waitForSignal', child: 'childSaga' } as const;
 
 /** What the machine needs to know of a step: its name and whether it can be undone. */
 export interface SagaStepShape {
@@ -272,6 +273,7 @@ export function createSagaMachine(name: string, steps: readonly SagaStepShape[])
       runStep: fromPromise<unknown, StepRun>(async () => undefined),
       sleep: fromPromise<unknown, StepRun>(async () => undefined),
       waitForSignal: fromPromise<unknown, StepRun>(async () => undefined),
+      childSaga: fromPromise<unknown, StepRun>(async () => undefined),
       compensateStep: fromPromise<unknown, StepRun>(async () => undefined),
     },
     actions: {

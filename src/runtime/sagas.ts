@@ -41,7 +41,8 @@ export function sagaFor<const TSteps extends readonly SagaStep[]>(
     );
   }
   if (!family) sagas.set(name, (family = new Map()));
-  const { saga, component } = createSaga<TSteps>(rt.host, def, family);
+  const all = sagas;
+  const { saga, component } = createSaga<TSteps>(rt.host, def, family, (n) => all.get(n));
   rt.addComponent(component);
   return saga;
 }

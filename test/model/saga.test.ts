@@ -30,7 +30,7 @@ import { type Deferred, deferred } from '../fixtures/deferred.js';
  */
 interface ModelStepSpec {
   name: string;
-  kind: 'run' | 'sleep' | 'until' | 'signal' | 'signalForever' | 'parallel';
+  kind: 'run' | 'sleep' | 'until' | 'signal' | 'signalForever' | 'parallel' | 'child';
   compensable?: boolean;
   undoOnFailure?: boolean;
   branches?: ModelStepSpec[];
@@ -90,6 +90,11 @@ const shapes: { label: string; steps: ModelStepSpec[]; states: number }[] = [
     states: 17,
   },
   {
+    label: 'a saga with a child saga',
+    steps: [run('createOrder'), { name: 'shipping', kind: 'child' }, run('charge', false)],
+    states: 14,
+  },
+  {
     label: 'a saga with a parallel group',
     steps: [
       run('createOrder'),
@@ -113,6 +118,7 @@ const shapes: { label: string; steps: ModelStepSpec[]; states: number }[] = [
 
 function shapeOf(spec: ModelStepSpec): SagaStepShape {
   if (spec.branches) return { name: spec.name, compensable: false, parallel: spec.branches.map(shapeOf) };
+  if (spec.kind === 'child') return { name: spec.name, kind: 'child', compensable: true };
   const kind = spec.kind === 'run' ? 'run' : spec.kind === 'sleep' || spec.kind === 'until' ? 'sleep' : 'signal';
   return {
     name: spec.name,
@@ -131,8 +137,15 @@ function eventsOf(specs: ModelStepSpec[]): AnyEventObject[] {
   ];
   for (const { name, kind } of specs.flatMap((s) => s.branches ?? [s])) {
     if (kind === 'parallel') continue;
-    events.push({ type: `${RESULT_REFUSED}.${name}`, error: new Error('result refused') });
-    const output = kind === 'run' ? `${name}-done` : kind.startsWith('signal') ? { paid: name } : undefined;
+    if (kind === 'run') events.push({ type: `${RESULT_REFUSED}.${name}`, error: new Error('result refused') });
+    const output =
+      kind === 'run'
+        ? `${name}-done`
+        : kind === 'child'
+          ? { ship: `${name}-done` }
+          : kind.startsWith('signal')
+            ? { paid: name }
+            : undefined;
     events.push({ type: `xstate.done.actor.run.${name}`, output });
     events.push({ type: `xstate.error.actor.run.${name}`, error: new Error(`${name} failed`) });
     events.push({ type: `xstate.done.actor.compensate.${name}`, output: undefined });
@@ -156,6 +169,9 @@ function controlledSaga(specs: ModelStepSpec[], clock: TestClock, untilFails: Se
     switch (spec.kind) {
       case 'parallel':
         return { name, parallel: (spec.branches ?? []).map(stepOf) as SagaRunStep[] };
+      case 'child':
+        // The child saga (registered by the test) settles through this step's deferreds.
+        return { name, saga: `child-${name}` };
       case 'sleep':
         return { name, sleepMs: SLEEP_MS };
       case 'until':
@@ -190,7 +206,29 @@ function controlledSaga(specs: ModelStepSpec[], clock: TestClock, untilFails: Se
         };
     }
   };
-  return { steps: specs.map(stepOf), runs, undos, signals };
+  /** The child sagas the `child` steps run: one step each, settled through the parent step's deferreds. */
+  const children = specs
+    .filter((spec) => spec.kind === 'child')
+    .map((spec) => ({
+      name: `child-${spec.name}`,
+      steps: [
+        {
+          name: 'ship',
+          run: (ctx: { signal: AbortSignal }) => {
+            signals.set(spec.name, ctx.signal);
+            const d = deferred<unknown>();
+            runs.set(spec.name, d);
+            return d.promise;
+          },
+          compensate: () => {
+            const d = deferred<unknown>();
+            undos.set(spec.name, d);
+            return d.promise;
+          },
+        },
+      ],
+    }));
+  return { steps: specs.map(stepOf), children, runs, undos, signals };
 }
 
 const coverage: string[] = [];
@@ -259,6 +297,7 @@ describe.each(shapes)('$label, from its graph', ({ label, steps: specs, states }
     const store = {
       ...base,
       async saveSaga(record: SagaRecord) {
+        if (record.saga !== 'checkout') return base.saveSaga(record); // a child saga's own checkpoints
         const value = JSON.parse(record.state) as StateValue;
         if (JSON.stringify(passed.at(-1)) !== JSON.stringify(value)) passed.push(value);
         return base.saveSaga(record);
@@ -275,6 +314,9 @@ describe.each(shapes)('$label, from its graph', ({ label, steps: specs, states }
     rt.bus.subscribe('saga.checkout.>', (_p, e) => {
       published.push(e.type.slice('saga.checkout.'.length));
     });
+    for (const child of fake.children) {
+      rt.saga(child.name, { steps: child.steps, compensationRetry: { maxAttempts: 1 }, shutdownGraceMs: 0 });
+    }
     const saga = rt.saga('checkout', { steps: fake.steps, compensationRetry: { maxAttempts: 1 }, shutdownGraceMs: 0 });
     await rt.start();
     const result = saga.execute({ cart: 1 }, { id: 's' });
@@ -320,6 +362,14 @@ describe.each(shapes)('$label, from its graph', ({ label, steps: specs, states }
         if (k.kind !== 'done' && k.kind !== 'error') throw new Error(`no driver for ${step.event.type}`);
         const [phase, name] = k.actorId.split('.') as ['run' | 'compensate', string];
         const kind = kindOf.get(name);
+        if (phase === 'run' && kind === 'child') {
+          // The child's one step settles; the child ends (completed, or compensated with nothing to undo).
+          const pending = fake.runs.get(name);
+          if (k.kind === 'done') pending?.resolve((k.output as { ship: unknown }).ship);
+          else pending?.reject(k.error);
+          await settle();
+          return;
+        }
         if (phase === 'run' && kind !== 'run') {
           if (kind === 'until' && k.kind === 'error') return; // it threw when the saga reached it
           if (kind === 'sleep' || kind === 'until') await clock.advance(SLEEP_MS);

@@ -59,6 +59,20 @@ export interface SagaSignalStep {
 }
 
 /**
+ * Runs the saga `saga` of this runtime as a tracked child, with
+ * `input(ctx)` (default the parent's input). Its id is
+ * `<parentId>/<step name>`, so a resumed parent joins the same child. The
+ * step's result is the child's results; a child that does not complete fails
+ * the step. When the parent compensates, the completed child is undone as a
+ * whole (its compensations, in reverse); a cancelled parent cancels it.
+ */
+export interface SagaChildStep<TInput = any> {
+  name: string;
+  saga: string;
+  input?: (ctx: StepContext<TInput>) => unknown;
+}
+
+/**
  * Steps run at once, as regions of one parallel state. When one fails, the
  * others are aborted through their signal, every branch that completed is
  * undone, then the steps before the group in reverse order. Each branch's
@@ -80,6 +94,7 @@ export type SagaStep<TInput = any, TResult = any> =
   | SagaRunStep<TInput, TResult>
   | SagaSleepStep<TInput>
   | SagaSignalStep
+  | SagaChildStep<TInput>
   | SagaParallelStep<TInput>;
 
 /** Options of `rt.saga`. */
@@ -121,6 +136,8 @@ export interface ResolvedStep {
   fixed?: boolean;
   /** The signal a `signal` step waits for. */
   waitFor?: string;
+  /** A `child` step's saga name, and its input from the parent's context. */
+  child?: { saga: string; input: (ctx: StepContext) => unknown };
   /** A parallel group's branches (the group itself runs nothing). */
   parallel?: ResolvedStep[];
   /** The group a parallel branch belongs to. */
@@ -168,6 +185,7 @@ const STEP_OPTIONS: Record<SagaStepKind, readonly string[]> = {
   run: ['name', 'run', 'compensate', 'timeoutMs', 'retry', 'compensateOnFailure'],
   sleep: ['name', 'sleepMs', 'until'],
   signal: ['name', 'waitFor', 'timeoutMs'],
+  child: ['name', 'saga', 'input'],
 };
 
 /**
@@ -203,18 +221,19 @@ function kindOf(owner: string, at: string, s: Record<string, unknown>): SagaStep
   if ('run' in s) kinds.push('run');
   if ('sleepMs' in s || 'until' in s) kinds.push('sleep');
   if ('waitFor' in s) kinds.push('signal');
+  if ('saga' in s) kinds.push('child');
   if (kinds.length === 1) return kinds[0] as SagaStepKind;
   if (kinds.length === 0) {
     throw invalidOptions(
       owner,
       `${at}.run`,
-      `must be a function (or give the step sleepMs, until or waitFor), got ${describeValue(s.run)}`,
+      `must be a function (or give the step sleepMs, until, waitFor or saga), got ${describeValue(s.run)}`,
     );
   }
   throw invalidOptions(
     owner,
     at,
-    `has ${kinds.join(' and ')} options at once; a step takes one of run, sleepMs/until, waitFor`,
+    `has ${kinds.join(' and ')} options at once; a step takes one of run, sleepMs/until, waitFor, saga`,
   );
 }
 
@@ -285,6 +304,7 @@ export function resolveSaga(name: unknown, options: unknown): ResolvedSaga {
     seen.add(stepName);
     if (kind === 'sleep') return sleepStep(owner, at, stepName, s);
     if (kind === 'signal') return signalStep(owner, at, stepName, s);
+    if (kind === 'child') return childStep(owner, at, stepName, s);
     if (typeof s.run !== 'function')
       throw invalidOptions(owner, `${at}.run`, `must be a function, got ${describeValue(s.run)}`);
     if (s.compensate !== undefined && typeof s.compensate !== 'function') {
@@ -358,11 +378,13 @@ export function resolveSaga(name: unknown, options: unknown): ResolvedSaga {
         ? `${s.name}~`
         : s.kind === 'signal'
           ? `${s.name}?${s.waitFor}`
-          : s.compensateOnFailure
-            ? `${s.name}++`
-            : s.compensate
-              ? `${s.name}+`
-              : s.name;
+          : s.kind === 'child'
+            ? `${s.name}>${s.child?.saga}`
+            : s.compensateOnFailure
+              ? `${s.name}++`
+              : s.compensate
+                ? `${s.name}+`
+                : s.name;
   const shape = steps.map(shapeOf).join(',');
   return {
     name,
@@ -392,6 +414,26 @@ function sleepStep(owner: string, at: string, name: string, s: Record<string, un
   }
   const sleepMs = longDuration(owner, `${at}.sleepMs`, s.sleepMs, 0);
   return { ...waitingStep(name, 'sleep', 0), wakeAt: (_ctx, now) => now + sleepMs, fixed: true };
+}
+
+function childStep(owner: string, at: string, name: string, s: Record<string, unknown>): ResolvedStep {
+  if (typeof s.saga !== 'string' || !NAME.test(s.saga)) {
+    throw invalidOptions(
+      owner,
+      `${at}.saga`,
+      `must be the name of a saga of this runtime, got ${describeValue(s.saga)}`,
+    );
+  }
+  if (s.input !== undefined && typeof s.input !== 'function') {
+    throw invalidOptions(
+      owner,
+      `${at}.input`,
+      `must be a function (ctx) => the child's input, got ${describeValue(s.input)}`,
+    );
+  }
+  const input = (s.input as ((ctx: StepContext) => unknown) | undefined) ?? ((ctx: StepContext) => ctx.input);
+  // Undone as a whole: compensating the parent undoes the child's completed steps (see the runner).
+  return { ...waitingStep(name, 'child', 0), child: { saga: s.saga, input }, compensate: () => undefined };
 }
 
 function signalStep(owner: string, at: string, name: string, s: Record<string, unknown>): ResolvedStep {

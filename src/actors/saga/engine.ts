@@ -36,7 +36,7 @@ export type SagaEffect =
   | { kind: 'stop'; id: string };
 
 /** The actors a saga state invokes (`STEP_SOURCES`, and `compensateStep`). */
-export type StepSource = 'runStep' | 'sleep' | 'waitForSignal' | 'compensateStep';
+export type StepSource = 'runStep' | 'sleep' | 'waitForSignal' | 'childSaga' | 'compensateStep';
 
 /** A transition taken: the state reached and the effects on the way, in XState's order. */
 export interface SagaStep {

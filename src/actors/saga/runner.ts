@@ -15,6 +15,7 @@ import {
   type SagaStepEvent,
   type SagaStepShape,
   SKIP,
+  STEP_SOURCES,
   type StepRun,
   sagaPayloads,
   sagaTopic,
@@ -129,6 +130,8 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     private readonly rt: SagaHost,
     private readonly def: ResolvedSaga,
     private readonly family: SagaFamily = new Map(),
+    /** The other sagas of the runtime, by name: a child step runs one. */
+    private readonly sagaNamed: (name: string) => SagaFamily | undefined = () => undefined,
   ) {
     family.set(def.version, this);
     this.steps = new Map(def.steps.flatMap((s) => (s.parallel ? [s, ...s.parallel] : [s])).map((s) => [s.name, s]));
@@ -142,7 +145,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     const shapeOf = (s: ResolvedStep): SagaStepShape => ({
       name: s.name,
       kind: s.kind,
-      canFail: s.kind === 'run' || (s.kind === 'sleep' ? s.fixed !== true : s.timeoutMs > 0),
+      canFail: s.kind === 'run' || s.kind === 'child' || (s.kind === 'sleep' ? s.fixed !== true : s.timeoutMs > 0),
       compensable: s.compensate !== undefined,
       undoOnFailure: s.compensateOnFailure,
       ...(s.parallel && { parallel: s.parallel.map(shapeOf) }),
@@ -152,7 +155,10 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     // The mirror's steps never settle on their own: the runner sends it their outcome.
     const pending = fromPromise<unknown, StepRun>(() => new Promise(() => {}));
     this.mirrorLogic = this.machine.provide({
-      actors: { runStep: pending, sleep: pending, waitForSignal: pending, compensateStep: pending },
+      // Every actor a state may invoke: one left out would settle on its own and walk the mirror ahead.
+      actors: Object.fromEntries(
+        [...Object.values(STEP_SOURCES), 'compensateStep'].map((src) => [src, pending]),
+      ) as never,
       actions: silent as never,
     });
     this.engine = new SagaEngine(this.machine);
@@ -693,7 +699,9 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
             ? this.sleep(flight, state, status, invoke, signal)
             : invoke.src === 'waitForSignal'
               ? this.waitForSignal(flight, state, status, invoke, signal)
-              : this.attempt(flight, state, status, invoke, signal));
+              : invoke.src === 'childSaga'
+                ? this.runChild(invoke, signal)
+                : this.attempt(flight, state, status, invoke, signal));
           // An interrupted drive leaves the flight to the drive that took over.
           if (!signal.aborted) flight.inStep = false;
         }
@@ -888,6 +896,102 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     }
   }
 
+  /** The runner of the saga a child step runs (its newest version), or why there is none. */
+  private childRunner(s: ResolvedStep): SagaRunner<any> {
+    const spec = s.child as NonNullable<ResolvedStep['child']>;
+    const runners = [...(this.sagaNamed(spec.saga)?.values() ?? [])];
+    const runner = runners.at(-1);
+    if (!runner) {
+      throw new KeelError(
+        'NOT_FOUND',
+        `saga '${this.def.name}' step '${s.name}': no saga '${spec.saga}' is registered in this runtime`,
+      );
+    }
+    return runner;
+  }
+
+  /**
+   * Runs the child saga of a `child` step to its end, under the id
+   * `<parentId>/<step>` (a resumed parent joins the same child, or gets its
+   * stored result). Completed: the step's result is the child's results;
+   * compensated, cancelled or failed: the step fails with the child's error. A
+   * cancel of the parent cancels the child.
+   */
+  private async runChild(invoke: Extract<SagaEffect, { kind: 'invoke' }>, signal: AbortSignal): Promise<SagaStepEvent> {
+    const { step, context } = invoke.input;
+    const s = this.steps.get(step) as ResolvedStep;
+    const childId = `${context.sagaId}/${step}`;
+    let runner: SagaRunner<any>;
+    let input: unknown;
+    try {
+      runner = this.childRunner(s);
+      input = (s.child as NonNullable<ResolvedStep['child']>).input(this.contextOf(context, step, signal));
+    } catch (error) {
+      return { type: `xstate.error.actor.${invoke.id}`, error };
+    }
+    const onAbort = () => {
+      const reason = signal.reason as unknown;
+      if (reason instanceof KeelError && reason.code === 'CANCELLED') {
+        runner.cancel(childId, (reason as KeelError).message).catch(() => {});
+      }
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const r = await runner.execute(input, { id: childId });
+      if (r.status === 'completed') return { type: `xstate.done.actor.${invoke.id}`, output: r.results };
+      return { type: `xstate.error.actor.${invoke.id}`, error: r.error };
+    } catch (error) {
+      if (signal.aborted) throw signal.reason;
+      return { type: `xstate.error.actor.${invoke.id}`, error };
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Undoes the completed child saga of a `child` step as a whole (see `undoCompleted`). */
+  private undoChild(parentId: string, s: ResolvedStep, signal: AbortSignal): Promise<string[]> {
+    return this.childRunner(s).undoCompleted(`${parentId}/${s.name}`, signal);
+  }
+
+  /**
+   * Undoes a saga that completed, as a whole: every step with a compensation,
+   * in reverse order (a child step's child the same way), each with the
+   * compensation retries. Its idempotency keys are the ones a compensation
+   * of that step always has, so an undo run again after a crash changes
+   * nothing twice. A saga that did not complete undid itself: nothing to do.
+   * Resolves with the steps undone.
+   */
+  async undoCompleted(id: string, signal: AbortSignal): Promise<string[]> {
+    const record = await this.store.loadSaga(this.def.name, id);
+    if (record?.status !== 'completed') return [];
+    if (record.version !== this.def.version) return this.runnerOf(record).undoCompleted(id, signal);
+    const context = JSON.parse(record.context) as SagaContext;
+    const undone: string[] = [];
+    const order = this.def.steps.flatMap((x) => x.parallel ?? [x]).reverse();
+    for (const step of order) {
+      if (!step.compensate) continue;
+      await runAttempts({
+        clock: this.rt.clock,
+        policy: this.def.compensationRetry,
+        timeoutMs: this.def.compensationTimeoutMs,
+        signal,
+        state: { attempt: 1, notBefore: undefined },
+        persist: async () => {},
+        what: `saga '${this.def.name}' '${id}': undoing '${step.name}' as part of its parent's compensation`,
+        call: (attempt, attemptSignal) => {
+          if (step.child) return this.undoChild(id, step, attemptSignal);
+          return (step.compensate as NonNullable<ResolvedStep['compensate']>)({
+            ...this.contextOf(context, step.name, attemptSignal),
+            attempt,
+            idempotencyKey: `${id}:${step.name}:compensate`,
+          });
+        },
+      });
+      undone.push(step.name);
+    }
+    return undone;
+  }
+
   private contextOf(context: SagaContext, step: string, signal: AbortSignal): StepContext {
     return {
       sagaId: context.sagaId,
@@ -1024,6 +1128,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
             signal: attemptSignal,
             idempotencyKey,
           };
+          if (!running && s.child) return this.undoChild(context.sagaId, s, attemptSignal);
           return (running ? s.run : s.compensate)?.(ctx);
         },
       });

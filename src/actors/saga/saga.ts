@@ -39,9 +39,10 @@ export function createSaga<const TSteps extends readonly SagaStep[]>(
   host: SagaHost,
   def: ResolvedSaga,
   family?: SagaFamily,
+  sagaNamed?: (name: string) => SagaFamily | undefined,
 ): { saga: Saga<TSteps>; component: Component } {
   const name = def.name;
-  const runner = new SagaRunner<TSteps>(host, def, family);
+  const runner = new SagaRunner<TSteps>(host, def, family, sagaNamed);
   const saga: Saga<TSteps> = {
     name,
     version: def.version,
