@@ -68,7 +68,9 @@ export interface SagaSignalStep {
  */
 export interface SagaChildStep<TInput = any> {
   name: string;
+  /** The child saga's name (`rt.saga(name, ...)` in this runtime). */
   saga: string;
+  /** The child's input, from the parent's context; default the parent's input. */
   input?: (ctx: StepContext<TInput>) => unknown;
 }
 
