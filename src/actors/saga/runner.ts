@@ -32,6 +32,7 @@ import {
 } from '../../stores/sagaStore.js';
 import type { Store } from '../../stores/store.js';
 import type { Host } from '../host.js';
+import { BranchSet } from './branches.js';
 import type { ResolvedSaga, ResolvedStep, SagaStep, StepContext } from './definition.js';
 import { type SagaEffect, SagaEngine, type SagaState, type SagaStep as Transition } from './engine.js';
 import { Bell, listenForSignals, ringSignal } from './inbox.js';
@@ -80,9 +81,6 @@ interface Flight {
   /** True while it sleeps or waits for a signal: `stop()` does not wait for it (it resumes on the next start). */
   waiting: boolean;
 }
-
-/** The branches of a parallel group in flight, by invoke id: settled ones keep their outcome until it is taken. */
-type Branches = Map<string, { done: Promise<void>; controller: AbortController; outcome: SagaStepEvent | undefined }>;
 
 /** What a saga runner needs of its runtime. */
 export type SagaHost = Pick<Host, 'store' | 'clock' | 'publish' | 'report' | 'whenRunning' | 'inspected' | 'system'>;
@@ -658,8 +656,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     const source = `saga.${this.def.name}.${flight.id}`;
     const signal = flight.controller.signal;
     let { state, effects } = first;
-    // The branches of a parallel group in flight, by invoke id; each settles into the event it hands the engine.
-    const branches: Branches = new Map();
+    const branches = new BranchSet(this.def.name);
     try {
       for (;;) {
         flight.state = state;
@@ -680,15 +677,17 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
         const cancel = invoke?.src !== 'compensateStep' && status === 'running' ? flight.cancel : undefined;
         if (!cancel && invoke && this.isBranch(invoke)) {
           for (const effect of effects) {
-            if (effect.kind === 'invoke') this.startBranch(flight, effect, signal, branches);
+            if (effect.kind === 'invoke') {
+              // A branch's retries are not checkpointed: a resumed group runs its unfinished branches again.
+              branches.start(effect.id, signal, (own) => this.attempt(flight, undefined, 'running', effect, own));
+            }
           }
         }
         if (cancel) event = cancel;
         else if (branches.size > 0) {
           flight.inStep = true;
-          await Promise.race([...branches.values()].map((b) => b.done));
+          event = await branches.next();
           if (!signal.aborted) flight.inStep = false;
-          event = this.nextOutcome(branches);
         } else if (!invoke) {
           throw new Error(`saga '${this.def.name}': state ${state.key} runs no step, so it cannot end`);
         } else if (invoke.src === 'compensateStep') event = await this.attempt(flight, state, status, invoke, signal);
@@ -711,12 +710,12 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
         flight.attempts = { attempt: 1, notBefore: undefined };
         ({ state, effects } = this.engine.next(state, event));
         // Branches whose state was left (another failed) are aborted now, not after the checkpoint.
-        for (const effect of effects) if (effect.kind === 'stop') this.stopBranch(branches, effect.id, state.context);
+        for (const effect of effects) if (effect.kind === 'stop') branches.stop(effect.id, state.context.failedStep);
         flight.mirror?.send(event as never);
       }
     } catch (error) {
       if (signal.aborted) return;
-      for (const id of [...branches.keys()]) this.stopBranch(branches, id, undefined);
+      branches.stopAll();
       if (error instanceof KeelError && error.code === 'SAGA_NOT_OWNED') this.join(flight, error);
       else this.fail(flight, error);
     }
@@ -724,67 +723,6 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
 
   private isBranch(invoke: Extract<SagaEffect, { kind: 'invoke' }>): boolean {
     return invoke.src !== 'compensateStep' && this.steps.get(invoke.input.step)?.branchOf !== undefined;
-  }
-
-  /**
-   * Starts a parallel branch under its own signal (aborted with the saga's, or
-   * alone when the group is left). Its retries are not checkpointed: a
-   * resumed group runs its unfinished branches again from their first attempt.
-   */
-  private startBranch(
-    flight: Flight,
-    invoke: Extract<SagaEffect, { kind: 'invoke' }>,
-    signal: AbortSignal,
-    branches: Branches,
-  ): void {
-    const controller = new AbortController();
-    const onAbort = () => controller.abort(signal.reason);
-    if (signal.aborted) controller.abort(signal.reason);
-    else signal.addEventListener('abort', onAbort, { once: true });
-    const branch: Branches extends Map<string, infer B> ? B : never = {
-      done: Promise.resolve(),
-      controller,
-      outcome: undefined,
-    };
-    branch.done = this.attempt(flight, undefined, 'running', invoke, controller.signal).then((event) => {
-      branch.outcome = event;
-    });
-    branch.done.finally(() => signal.removeEventListener('abort', onAbort)).catch(() => {});
-    branches.set(invoke.id, branch);
-  }
-
-  /**
-   * The outcome of a settled branch for the machine to take next. Branches
-   * that completed go first: a failure taken first would leave the group and
-   * drop their completion, and their effect would not be undone.
-   */
-  private nextOutcome(branches: Branches): SagaStepEvent {
-    let pick: [string, SagaStepEvent] | undefined;
-    for (const [id, b] of branches) {
-      if (!b.outcome) continue;
-      if (b.outcome.type.startsWith('xstate.done.')) {
-        pick = [id, b.outcome];
-        break;
-      }
-      pick ??= [id, b.outcome];
-    }
-    // A rejection (not an outcome: the store, or the saga's own interruption) ends the race above by throwing.
-    if (!pick) throw new Error(`saga '${this.def.name}': a parallel branch settled without an outcome`);
-    branches.delete(pick[0]);
-    return pick[1];
-  }
-
-  /** A parallel branch whose state was left: abort it if it still runs (another branch failed). */
-  private stopBranch(branches: Branches, id: string, context: SagaContext | undefined): void {
-    const branch = branches.get(id);
-    if (!branch) return;
-    branches.delete(id);
-    branch.controller.abort(
-      new KeelError(
-        'CANCELLED',
-        `saga '${this.def.name}' parallel step '${id.slice('run.'.length)}' was aborted: ${context?.failedStep === undefined ? 'the saga stopped' : `'${context.failedStep}' failed`}`,
-      ),
-    );
   }
 
   /**
