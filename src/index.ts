@@ -1,7 +1,7 @@
 export type { Bus, BusEvent, BusHandler, EventMap, HandlerFailure, PublishOptions } from './actors/bus/bus.js';
 export type {
-  SagaOptions,
   SagaChildStep,
+  SagaOptions,
   SagaParallelStep,
   SagaRunStep,
   SagaSignalStep,
