@@ -1,5 +1,14 @@
 export type { Bus, BusEvent, BusHandler, EventMap, HandlerFailure, PublishOptions } from './actors/bus/bus.js';
-export type { SagaOptions, SagaStep, StepContext } from './actors/saga/definition.js';
+export type {
+  SagaChildStep,
+  SagaOptions,
+  SagaParallelStep,
+  SagaRunStep,
+  SagaSignalStep,
+  SagaSleepStep,
+  SagaStep,
+  StepContext,
+} from './actors/saga/definition.js';
 export type { SagaResult, SagaResults } from './actors/saga/result.js';
 export type { ExecuteOptions } from './actors/saga/runner.js';
 export type { Clock } from './core/clock.js';

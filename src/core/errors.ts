@@ -17,7 +17,9 @@ export type KeelErrorCode =
   | 'SAGA_NOT_OWNED'
   | 'SAGA_VERSION_MISMATCH'
   | 'MISSING_DEPENDENCY'
-  | 'BULKHEAD_FULL';
+  | 'BULKHEAD_FULL'
+  | 'CANCELLED'
+  | 'SAGA_FINISHED';
 
 /** Every code keel throws, for exhaustive handling and the test that keeps this list true. */
 export const KEEL_ERROR_CODES: readonly KeelErrorCode[] = [
@@ -39,6 +41,8 @@ export const KEEL_ERROR_CODES: readonly KeelErrorCode[] = [
   'SAGA_VERSION_MISMATCH',
   'MISSING_DEPENDENCY',
   'BULKHEAD_FULL',
+  'CANCELLED',
+  'SAGA_FINISHED',
 ];
 
 /** Base class of every error keel creates; `code` says what went wrong. */

@@ -7,7 +7,7 @@
 export type TaskState = 'pending' | 'active' | 'retrying' | 'succeeded' | 'dead';
 
 /** How far a saga got: `running`/`compensating` are unfinished; the rest are the machine's final states. */
-export type SagaRecordStatus = 'running' | 'compensating' | 'completed' | 'compensated' | 'failed';
+export type SagaRecordStatus = 'running' | 'compensating' | 'completed' | 'compensated' | 'failed' | 'cancelled';
 
 /** True for a saga status that will not change again. */
 export function isFinalSagaStatus(status: SagaRecordStatus): boolean {

@@ -1,4 +1,5 @@
 import { resolveSaga, type SagaOptions, type SagaStep } from '../actors/saga/definition.js';
+import type { SagaFamily } from '../actors/saga/runner.js';
 import { createSaga, type Saga } from '../actors/saga/saga.js';
 import type { RuntimeParts } from './parts.js';
 
@@ -6,9 +7,14 @@ export type { Saga } from '../actors/saga/saga.js';
 
 import { KeelError } from '../core/errors.js';
 
-const registries = new WeakMap<RuntimeParts, Map<string, Saga<any>>>();
+/** Per runtime, the runners of each saga name's versions. */
+const registries = new WeakMap<RuntimeParts, Map<string, SagaFamily>>();
 
-/** Registers the saga `name` in `rt`; its unfinished runs resume on `rt.start()`. A name can be registered once. */
+/**
+ * Registers the saga `name` in `rt`; its unfinished runs resume on `rt.start()`.
+ * A name can be registered once per version: versions of one name live side by
+ * side, each saga finishing on the version it started on.
+ */
 export function sagaFor<const TSteps extends readonly SagaStep[]>(
   rt: RuntimeParts,
   name: string,
@@ -16,26 +22,27 @@ export function sagaFor<const TSteps extends readonly SagaStep[]>(
 ): Saga<TSteps> {
   let sagas = registries.get(rt);
   if (!sagas) registries.set(rt, (sagas = new Map()));
-  if (sagas.has(name)) {
+  const def = resolveSaga(name, options);
+  let family = sagas.get(name);
+  // A second definition of a name says which version it is: an unversioned one would be a mistake, not an upgrade.
+  if (family && (!def.versioned || family.has(def.version))) {
     throw new KeelError(
       'DUPLICATE_NAME',
-      `saga('${name}'): a saga with this name is already registered in this runtime`,
+      `saga('${name}'): a saga with this name and version [${def.version}] is already registered in this runtime; give the new definition another version ({ version })`,
     );
   }
-  const def = resolveSaga(name, options);
-  const store = rt.host.store as unknown as Partial<Record<'saveSaga' | 'loadSaga' | 'unfinishedSagas', unknown>>;
-  if (
-    typeof store.saveSaga !== 'function' ||
-    typeof store.loadSaga !== 'function' ||
-    typeof store.unfinishedSagas !== 'function'
-  ) {
+  const store = rt.host.store as unknown as Record<string, unknown>;
+  const needed = ['saveSaga', 'loadSaga', 'unfinishedSagas', 'sendSagaSignal', 'sagaSignals'];
+  const missing = needed.filter((m) => typeof store[m] !== 'function');
+  if (missing.length > 0) {
     throw new KeelError(
       'INVALID_OPTIONS',
-      `saga('${name}'): the runtime's ${rt.host.store.kind} store cannot keep sagas (no saveSaga/loadSaga/unfinishedSagas)`,
+      `saga('${name}'): the runtime's ${rt.host.store.kind} store cannot keep sagas (no ${missing.join('/')})`,
     );
   }
-  const { saga, component } = createSaga<TSteps>(rt.host, def);
-  sagas.set(name, saga);
+  if (!family) sagas.set(name, (family = new Map()));
+  const all = sagas;
+  const { saga, component } = createSaga<TSteps>(rt.host, def, family, (n) => all.get(n));
   rt.addComponent(component);
   return saga;
 }

@@ -21,13 +21,36 @@ export interface SagaRecord {
   updatedAt: number;
 }
 
+/**
+ * A message kept for one saga until it ends: a signal (`saga.signal`) or a
+ * cancel request (named `CANCEL_SIGNAL`). Kept as data, so one sent before the
+ * saga waits for it, or while its runtime restarts, is not lost.
+ */
+export interface SagaSignal {
+  saga: string;
+  id: string;
+  /** Increases with each signal the store keeps: the order they were sent in. */
+  seq: number;
+  name: string;
+  /** The payload, as JSON. */
+  payload: string;
+  at: number;
+}
+
+/** The name a cancel request is kept under among a saga's signals (no waitFor name can start with `$`). */
+export const CANCEL_SIGNAL = '$cancel';
+
 /** The saga half of a store. */
 export interface SagaStore {
-  /** Inserts or replaces the record of (`saga`, `id`). */
+  /** Inserts or replaces the record of (`saga`, `id`); a finished record drops the saga's kept signals. */
   saveSaga(record: SagaRecord): Promise<void>;
   loadSaga(saga: string, id: string): Promise<SagaRecord | undefined>;
   /** Every record of `saga` that is still running or compensating, oldest first. */
   unfinishedSagas(saga: string): Promise<SagaRecord[]>;
+  /** Keeps a signal for the saga (`saga`, `id`) until it ends. */
+  sendSagaSignal(signal: Omit<SagaSignal, 'seq'>): Promise<void>;
+  /** The signals kept for the sagas `ids` of `saga`, in the order they were sent. */
+  sagaSignals(saga: string, ids: readonly string[]): Promise<SagaSignal[]>;
 }
 
 /**
@@ -45,8 +68,9 @@ export interface SharedSagas {
    * Takes the unfinished sagas of `saga` (only `id`, when given) that no live
    * runtime owns: never owned, owned by this store, or whose owner let its
    * lease pass `now`. They are this store's until `now + sagaLeaseMs`. Oldest first.
+   * With `versions`, only sagas started on one of them (a runtime adopts what it can run).
    */
-  adoptSagas(saga: string, now: number, id?: string): Promise<SagaRecord[]>;
+  adoptSagas(saga: string, now: number, id?: string, versions?: readonly string[]): Promise<SagaRecord[]>;
   /** Extends this store's hold on sagas `ids` to `now + sagaLeaseMs`; returns the ids it no longer holds. */
   renewSagas(saga: string, ids: readonly string[], now: number): Promise<string[]>;
   /** Gives up this store's hold on sagas `ids` (a graceful stop): any runtime may adopt them at once. */
@@ -56,4 +80,24 @@ export interface SharedSagas {
 /** True when `store` shares sagas between runtimes (ownership by lease). */
 export function hasSharedSagas<S extends SagaStore>(store: S): store is S & SharedSagas {
   return typeof (store as Partial<SharedSagas>).adoptSagas === 'function';
+}
+
+/**
+ * A capability of stores shared by processes (postgres): hears of signals
+ * other processes keep for sagas, so a waiting saga wakes at once instead of
+ * at its next poll. A hint only: notifications can be lost, so sagas keep polling.
+ */
+export interface WatchedSagaSignals {
+  /**
+   * Calls `onSignal(saga, id)` when a signal was kept for that saga;
+   * `onSignal(null)` when notifications stopped and `onSignal(undefined)` when
+   * they resumed (what was sent meanwhile is unknown). Returns the function
+   * that stops watching.
+   */
+  watchSagaSignals(onSignal: (saga: string | null | undefined, id?: string) => void): () => void;
+}
+
+/** True when `store` can tell of signals kept by other processes. */
+export function hasSignalWatch<S extends SagaStore>(store: S): store is S & WatchedSagaSignals {
+  return typeof (store as Partial<WatchedSagaSignals>).watchSagaSignals === 'function';
 }

@@ -85,7 +85,10 @@ export function planPaths<TEvent extends EventObject>(machine: AnyStateMachine, 
     const prefix = shortest.get(key);
     if (!prefix) continue;
     for (const { event, state: next } of Object.values(transitions)) {
-      const taken = machine.getTransitionData(state, event) as AnyTransitionDefinition[];
+      const taken = [
+        ...(machine.getTransitionData(state, event) as AnyTransitionDefinition[]),
+        ...doneTransitions(state, next),
+      ];
       if (taken.length === 0 && !options.allEdges) continue;
       edges.push({ steps: [...prefix, { event, state: next }], taken });
     }
@@ -125,4 +128,25 @@ export function planPaths<TEvent extends EventObject>(machine: AnyStateMachine, 
   const initial = shortest.values().next().value as ModelStep[] | undefined;
   for (const node of initial ? activeNodes(initial[0]!.state) : []) visited.add(node);
   return { paths, coverage: makeCoverage(machine, visited, taken) };
+}
+
+/**
+ * The `onDone` transitions of compound and parallel states that fired within
+ * the step from `from` to `to`: XState takes them in the same macrostep as the
+ * event (the last region of a parallel state reached its final state), so the
+ * event's own transitions do not list them. One counts when its state was
+ * active before, is not after, and its targets are.
+ */
+function doneTransitions(from: AnyMachineSnapshot, to: AnyMachineSnapshot): AnyTransitionDefinition[] {
+  const before = new Set(activeNodes(from));
+  const after = new Set(activeNodes(to));
+  const out: AnyTransitionDefinition[] = [];
+  for (const node of before) {
+    if (after.has(node)) continue;
+    for (const [type, list] of node.transitions) {
+      if (!type.startsWith('xstate.done.state.')) continue;
+      for (const t of list) if (t.target?.every((n) => after.has(n))) out.push(t);
+    }
+  }
+  return out;
 }

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { checkoutSteps } from '../../examples/checkout/saga.js';
+import { checkoutSteps, checkoutWithWebhookSteps, PAYMENT_CONFIRMED } from '../../examples/checkout/saga.js';
 import { createRuntime, type Runtime, sqliteStore } from '../../src/index.js';
 import { INITIAL_STOCK, openShop, SKU } from '../fixtures/chaosShop.js';
 import { removeDb, tempPath } from '../fixtures/tempDb.js';
@@ -15,7 +15,7 @@ const ID = 'crash-1';
 const k = (service: string, step: string) => `${service} ${ID}:${step}`;
 
 /** Starts the child and resolves once it printed `line` (it is then mid-call, sleeping), or rejects if it ended first. */
-function runUntil(keelDb: string, shopDb: string, mode: 'ok' | 'decline', line: string) {
+function runUntil(keelDb: string, shopDb: string, mode: 'ok' | 'decline' | 'webhook', line: string) {
   const proc = spawn(process.execPath, ['--import', 'tsx', child, keelDb, shopDb, ID, mode, '250'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -142,5 +142,48 @@ describe('a checkout saga killed with SIGKILL resumes on the next start (SQLite)
       expect(s.calls[k('payments', 'processPayment')]).toBe(1);
       expect(s).toMatchObject({ stock: INITIAL_STOCK, held: 0, payments: 0, orders: [{ status: 'cancelled' }] });
     }
+  });
+});
+
+describe('a checkout killed with SIGKILL while it waits for the payment webhook resumes waiting (SQLite)', () => {
+  const files: string[] = [];
+  let proc: ChildProcess | undefined;
+  let rt: Runtime | undefined;
+  let shop: ReturnType<typeof openShop> | undefined;
+  afterEach(async () => {
+    proc?.kill('SIGKILL');
+    await rt?.stop();
+    shop?.close();
+    proc = rt = shop = undefined;
+    for (const f of files.splice(0)) removeDb(f);
+  });
+
+  it('the webhook sent after the restart completes it; nothing ran twice', async () => {
+    const base = tempPath('saga-chaos-webhook');
+    const keelDb = `${base}.db`;
+    const shopDb = `${base}.shop.db`;
+    files.push(keelDb, shopDb);
+
+    const run = runUntil(keelDb, shopDb, 'webhook', 'waiting');
+    proc = run.proc;
+    await run.reached;
+    run.proc.kill('SIGKILL');
+    expect(await run.exited).toBe('SIGKILL');
+    expect(storedSaga(keelDb)).toEqual({ status: 'running', state: { running: 'paymentConfirmed' } });
+
+    shop = openShop(shopDb);
+    rt = createRuntime({ store: sqliteStore({ path: keelDb }) });
+    const checkout = rt.saga('checkout', {
+      steps: checkoutWithWebhookSteps(shop.api, { paymentTimeoutMs: 600_000 }),
+    });
+    await rt.start();
+    await checkout.signal(ID, PAYMENT_CONFIRMED, { paymentId: 'p-1' });
+    const r = await checkout.execute({ customer: 'ada', sku: SKU, qty: QTY, amount: 90 }, { id: ID });
+    expect(r).toMatchObject({ status: 'completed', results: { paymentConfirmed: { paymentId: 'p-1' } } });
+    const s = shop.state();
+    // Every call was made once: the restart resumed the wait, not a step.
+    for (const [key, n] of Object.entries(s.calls)) expect(n, key).toBe(1);
+    for (const [key, n] of Object.entries(s.applied)) expect(n, key).toBe(1);
+    expect(s).toMatchObject({ stock: INITIAL_STOCK - QTY, held: QTY, payments: 1, orders: [{ status: 'open' }] });
   });
 });

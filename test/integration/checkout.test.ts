@@ -1,9 +1,16 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { httpApi, type Received, type ShopServers, serveShop } from '../../examples/checkout/http.js';
-import { type CheckoutApi, checkoutSteps, inProcess } from '../../examples/checkout/saga.js';
+import {
+  type CheckoutApi,
+  checkoutSteps,
+  checkoutWithWebhookSteps,
+  inProcess,
+  PAYMENT_CONFIRMED,
+} from '../../examples/checkout/saga.js';
 import { createShop, ServiceError, type Shop } from '../../examples/checkout/services.js';
 import { demo } from '../../examples/checkout.js';
 import { createRuntime, memoryStore, type Runtime, sqliteStore } from '../../src/index.js';
+import { settle, TestClock } from '../../src/testing/index.js';
 import { removeDb, tempPath } from '../fixtures/tempDb.js';
 
 const SKU = 'lamp';
@@ -359,5 +366,92 @@ describe('the checkout demo', () => {
     const undo = lines.filter((l) => l.includes('checkout-2:') && l.includes(':compensate'));
     expect(undo.map((l) => l.split(' ')[0])).toEqual(['inventory', 'payments', 'orders', 'payments', 'orders']);
     expect(lines).toContain('saga checkout-2 compensated undone in order: deductInventory → createOrder');
+  });
+});
+
+describe('checkout with a parallel reserve-and-authorise and a payment webhook', () => {
+  const TIMEOUT = 60_000;
+
+  /** An in-process shop whose payments provider confirms by webhook only when the test says so. */
+  async function webhookShop() {
+    const shop = createShop({ [SKU]: 5 });
+    const clock = new TestClock(1_000);
+    rt = createRuntime({ clock, onError: () => {} });
+    const checkout = rt.saga('checkout', {
+      steps: checkoutWithWebhookSteps(inProcess(shop), { paymentTimeoutMs: TIMEOUT }),
+      compensationRetry: { maxAttempts: 1 },
+    });
+    await rt.start();
+    /** Money and stock are conserved: every unit is in stock or held by an open order, every payment by one. */
+    const conserved = () => {
+      const held = [...shop.inventory.held.values()].reduce((n, h) => n + h.qty, 0);
+      expect((shop.inventory.stock.get(SKU) ?? 0) + held).toBe(5);
+      for (const [orderId, p] of shop.payments.payments) {
+        expect({ orderId, open: shop.orders.orders.get(orderId)?.status === 'open' }).toEqual({ orderId, open: true });
+        expect(p.amount).toBeGreaterThan(0);
+      }
+    };
+    return { shop, clock, checkout, conserved };
+  }
+
+  it('completes when the webhook confirms the payment; its payload is the result', async () => {
+    const { shop, checkout, conserved } = await webhookShop();
+    const run = checkout.execute(order(), { id: 'w1' });
+    await settle();
+    expect(checkout.stateOf('w1')).toEqual({ running: 'paymentConfirmed' });
+    const paymentId = [...shop.payments.payments.values()][0]?.paymentId;
+    await checkout.signal('w1', PAYMENT_CONFIRMED, { paymentId });
+    const r = await run;
+    expect(r).toMatchObject({ status: 'completed', results: { paymentConfirmed: { paymentId } } });
+    expect(shop.inventory.stock.get(SKU)).toBe(3);
+    conserved();
+  });
+
+  it('a webhook that never comes times out: the payment is voided, the stock put back, the order cancelled', async () => {
+    const { shop, clock, checkout, conserved } = await webhookShop();
+    const run = checkout.execute(order(), { id: 'w2' });
+    await settle();
+    await clock.advance(TIMEOUT);
+    const r = await run;
+    expect(r).toMatchObject({
+      status: 'compensated',
+      failedStep: 'paymentConfirmed',
+      error: { code: 'STEP_TIMEOUT' },
+      compensated: ['processPayment', 'deductInventory', 'createOrder'],
+    });
+    expect(shop.inventory.stock.get(SKU)).toBe(5);
+    expect(shop.payments.payments.size).toBe(0);
+    conserved();
+  });
+
+  it('a declined card undoes the reservation made beside it', async () => {
+    const { shop, checkout, conserved } = await webhookShop();
+    shop.payments.mode = 'decline';
+    const r = await checkout.execute(order(), { id: 'w3' });
+    expect(r).toMatchObject({
+      status: 'compensated',
+      failedStep: 'processPayment',
+      compensated: ['deductInventory', 'createOrder'],
+    });
+    expect(shop.inventory.stock.get(SKU)).toBe(5);
+    conserved();
+  });
+
+  it('a webhook sent before the saga waits for it is kept; a customer can cancel while it waits', async () => {
+    const { shop, checkout, conserved } = await webhookShop();
+    // The provider is faster than the shop: its webhook arrives while the saga is still reserving.
+    const early = checkout.execute(order(1, 'early'), { id: 'w4' });
+    await checkout.signal('w4', PAYMENT_CONFIRMED, { paymentId: 'p-early' });
+    expect(await early).toMatchObject({ status: 'completed', results: { paymentConfirmed: { paymentId: 'p-early' } } });
+
+    void checkout.execute(order(2, 'fickle'), { id: 'w5' });
+    await settle();
+    expect(await checkout.cancel('w5', 'customer changed their mind')).toMatchObject({
+      status: 'cancelled',
+      reason: 'customer changed their mind',
+      compensated: ['processPayment', 'deductInventory', 'createOrder'],
+    });
+    expect(shop.inventory.stock.get(SKU)).toBe(4);
+    conserved();
   });
 });

@@ -49,6 +49,55 @@ describe.skipIf(!pgAvailable)('sagas owned by one runtime at a time (Postgres)',
     for (const s of schemas) await dropSchema(s);
   });
 
+  it('a saga SIGKILLed while it waits for a signal is adopted by a live runtime, which takes the signal', {
+    timeout: 30_000,
+  }, async () => {
+    const schema = fresh();
+    const log: string[] = [];
+    const rt = createRuntime({
+      store: postgresStore({ connectionString: PG_URL, schema, sagaLeaseMs: LEASE_MS }),
+      onError: () => {},
+    });
+    runtimes.push(rt);
+    const transfer = rt.saga('transfer', {
+      steps: [
+        { name: 'a', run: async () => log.push('B:a') && 'a-done' },
+        { name: 'b', waitFor: 'go' },
+        { name: 'c', run: async () => log.push('B:c') && 'c-done' },
+      ],
+    });
+    await rt.start();
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(import.meta.dirname, '../fixtures/sagaWorker.ts'),
+        PG_URL,
+        schema,
+        String(LEASE_MS),
+        'wait',
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const exited = new Promise((resolve) => child.on('exit', (_c, signal) => resolve(signal)));
+    const stored = () =>
+      withClient(async (c) => {
+        const { rows } = await c.query(`SELECT state FROM "${schema}".sagas WHERE saga = 'transfer' AND id = 's1'`);
+        return (rows[0] as { state: string } | undefined)?.state;
+      });
+    await until(async () => (await stored()) === '{"running":"b"}', 20_000, 'the child to wait in step b');
+    child.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+    // Sent while nobody runs it: kept until the live runtime adopts the saga (after the dead owner's lease).
+    await transfer.signal('s1', 'go', { approved: true });
+    await until(() => log.includes('B:c'), 10_000, 'the live runtime to finish the saga');
+    const r = await transfer.execute(null, { id: 's1' });
+    expect(r).toMatchObject({ status: 'completed', results: { a: 'a-done', b: { approved: true }, c: 'c-done' } });
+    // Step a ran in the killed process only; the wait was resumed, not the saga.
+    expect(log).toEqual(['B:c']);
+  });
+
   it('a saga whose runtime was SIGKILLed is resumed by a live runtime, never while its owner lived', {
     timeout: 30_000,
   }, async () => {

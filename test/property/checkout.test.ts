@@ -1,8 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type CheckoutApi, checkoutSteps } from '../../examples/checkout/saga.js';
+import {
+  type CheckoutApi,
+  checkoutSteps,
+  checkoutWithWebhookSteps,
+  inProcess,
+  PAYMENT_CONFIRMED,
+} from '../../examples/checkout/saga.js';
 import { createShop, ServiceError, type Shop } from '../../examples/checkout/services.js';
 import { createRuntime, memoryStore, type Store, sqliteStore } from '../../src/index.js';
+import { settle, TestClock } from '../../src/testing/index.js';
 import { deferred } from '../fixtures/deferred.js';
 import { removeDb, tempPath } from '../fixtures/tempDb.js';
 
@@ -340,5 +347,93 @@ describe('checkout under random faults and crashes (in-process services)', () =>
     // The generator reached every ending and crashed for real, else the property proves little.
     expect([...seen.keys()].sort()).toEqual(['compensated', 'completed', 'failed']);
     expect(crashes).toBeGreaterThan(numRuns / 4);
+  });
+});
+
+describe('checkout with a parallel reserve-and-authorise, a payment webhook and cancels (random plans)', () => {
+  const TIMEOUT = 10_000;
+  /** What happens to one checkout: how much it asks, whether the card is declined, when the webhook and a cancel come. */
+  const plan = fc.record({
+    qty: fc.integer({ min: 1, max: 4 }),
+    decline: fc.boolean(),
+    webhook: fc.constantFrom('early', 'onTime', 'never'),
+    cancel: fc.constantFrom('never', 'whileWaiting', 'afterEnd'),
+  });
+
+  it('keeps stock and money conserved, and ends each saga as its plan says', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(plan, { minLength: 1, maxLength: 4 }),
+        fc.integer({ min: 0, max: 8 }),
+        async (plans, stock) => {
+          const shop = createShop({ [SKU]: stock });
+          const clock = new TestClock(1_000);
+          const rt = createRuntime({ clock, onError: () => {} });
+          const api = inProcess(shop);
+          const decline = new Set<string>();
+          // The card of a declined plan is refused at its charge; the others are charged.
+          const checkout = rt.saga('checkout', {
+            steps: checkoutWithWebhookSteps(
+              {
+                ...api,
+                charge: async (key, req, signal) => {
+                  if (decline.has(key.split(':')[0] as string))
+                    throw new ServiceError('payments', 402, 'DECLINED', 'declined');
+                  return api.charge(key, req, signal);
+                },
+              },
+              { paymentTimeoutMs: TIMEOUT },
+            ),
+            compensationRetry: { maxAttempts: 1 },
+          });
+          await rt.start();
+          try {
+            const runs = plans.map((p, i) => {
+              const id = `c${i}`;
+              if (p.decline) decline.add(id);
+              return checkout.execute({ customer: id, sku: SKU, qty: p.qty, amount: 10 * p.qty }, { id });
+            });
+            for (const [i, p] of plans.entries())
+              if (p.webhook === 'early') await checkout.signal(`c${i}`, PAYMENT_CONFIRMED, 'early');
+            await settle();
+            for (const [i, p] of plans.entries()) {
+              const id = `c${i}`;
+              if (p.cancel === 'whileWaiting') await checkout.cancel(id, 'plan').catch(() => {});
+              else if (p.webhook === 'onTime') await checkout.signal(id, PAYMENT_CONFIRMED, 'on time').catch(() => {});
+            }
+            await clock.advance(TIMEOUT);
+            const results = await Promise.all(runs);
+            for (const [i, p] of plans.entries()) {
+              if (p.cancel === 'afterEnd')
+                await expect(checkout.cancel(`c${i}`)).rejects.toMatchObject({ code: 'SAGA_FINISHED' });
+            }
+            for (const [i, r] of results.entries()) {
+              const p = plans[i] as (typeof plans)[number];
+              // A saga waits for its webhook only when both branches went through.
+              const reachedWait = !p.decline && r.results.deductInventory !== undefined;
+              const expected =
+                p.webhook === 'early' && reachedWait
+                  ? 'completed'
+                  : p.cancel === 'whileWaiting' && reachedWait
+                    ? 'cancelled'
+                    : p.webhook === 'onTime' && reachedWait
+                      ? 'completed'
+                      : 'compensated';
+              expect(r.status, JSON.stringify({ p, r })).toBe(expected);
+            }
+            // Conserved: every unit is in stock or held by an open order; every payment belongs to an open order.
+            const held = [...shop.inventory.held.values()].reduce((n, h) => n + h.qty, 0);
+            expect((shop.inventory.stock.get(SKU) ?? 0) + held).toBe(stock);
+            for (const [orderId] of shop.inventory.held) expect(shop.orders.orders.get(orderId)?.status).toBe('open');
+            for (const [orderId] of shop.payments.payments)
+              expect(shop.orders.orders.get(orderId)?.status).toBe('open');
+            expect(shop.payments.payments.size).toBe(results.filter((r) => r.status === 'completed').length);
+          } finally {
+            await rt.stop();
+          }
+        },
+      ),
+      { numRuns: 40 },
+    );
   });
 });

@@ -78,5 +78,40 @@ export function sagaStoreContract(name: string, factory: StoreFactory): void {
       got.status = 'failed';
       expect((await store.loadSaga('checkout', 's1'))?.status).toBe('running');
     });
+
+    it('keeps a cancelled saga as finished', async () => {
+      await store.saveSaga(record());
+      await store.saveSaga(record({ status: 'cancelled', state: '"cancelled"', updatedAt: 300 }));
+      expect(await store.unfinishedSagas('checkout')).toEqual([]);
+      expect((await store.loadSaga('checkout', 's1'))?.status).toBe('cancelled');
+    });
+
+    it('keeps signals per saga in the order they were sent, until the saga ends', async () => {
+      await store.saveSaga(record());
+      await store.saveSaga(record({ id: 's2' }));
+      await store.sendSagaSignal({ saga: 'checkout', id: 's1', name: 'paid', payload: '{"n":1}', at: 10 });
+      await store.sendSagaSignal({ saga: 'checkout', id: 's2', name: 'paid', payload: '2', at: 11 });
+      await store.sendSagaSignal({ saga: 'checkout', id: 's1', name: '$cancel', payload: 'null', at: 12 });
+      await store.sendSagaSignal({ saga: 'other', id: 's1', name: 'paid', payload: '3', at: 13 });
+      const mine = await store.sagaSignals('checkout', ['s1']);
+      expect(mine.map(({ id, name, payload, at }) => ({ id, name, payload, at }))).toEqual([
+        { id: 's1', name: 'paid', payload: '{"n":1}', at: 10 },
+        { id: 's1', name: '$cancel', payload: 'null', at: 12 },
+      ]);
+      expect((mine[0]?.seq ?? 0) < (mine[1]?.seq ?? 0)).toBe(true);
+      expect((await store.sagaSignals('checkout', ['s1', 's2'])).map((g) => g.payload)).toEqual([
+        '{"n":1}',
+        '2',
+        'null',
+      ]);
+      expect(await store.sagaSignals('checkout', [])).toEqual([]);
+      // A signal for a saga not saved yet is kept too: it may be sent before the saga's first checkpoint lands.
+      await store.sendSagaSignal({ saga: 'checkout', id: 'soon', name: 'paid', payload: '4', at: 14 });
+      expect(await store.sagaSignals('checkout', ['soon'])).toHaveLength(1);
+      await store.saveSaga(record({ status: 'completed', state: '"completed"', updatedAt: 300 }));
+      expect(await store.sagaSignals('checkout', ['s1'])).toEqual([]);
+      expect(await store.sagaSignals('checkout', ['s2'])).toHaveLength(1);
+      expect(await store.sagaSignals('other', ['s1'])).toHaveLength(1);
+    });
   });
 }

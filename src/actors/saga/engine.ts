@@ -22,7 +22,7 @@ export interface SagaState {
   /** The state value as a memo key (`running.createOrder`, `completed`). */
   readonly key: string;
   readonly value: StateValue;
-  /** True in a final state (`completed`, `compensated`, `failed`). */
+  /** True in a final state (`completed`, `compensated`, `cancelled`, `failed`). */
   readonly done: boolean;
   readonly context: SagaContext;
 }
@@ -30,8 +30,13 @@ export interface SagaState {
 /** An effect the machine asked for, for the runner to perform. */
 export type SagaEffect =
   | { kind: 'publish'; topic: string; payload: unknown }
-  /** The state's invoked actor: run (`runStep`) or undo (`compensateStep`) a step; its outcome is the next event. */
-  | { kind: 'invoke'; id: string; src: 'runStep' | 'compensateStep'; input: StepRun };
+  /** The state's invoked actor: run, sleep, wait for a signal or undo a step; its outcome is the next event. */
+  | { kind: 'invoke'; id: string; src: StepSource; input: StepRun }
+  /** A state left while its invoked step runs (a parallel branch, when another failed): abort it. */
+  | { kind: 'stop'; id: string };
+
+/** The actors a saga state invokes (`STEP_SOURCES`, and `compensateStep`). */
+export type StepSource = 'runStep' | 'sleep' | 'waitForSignal' | 'childSaga' | 'compensateStep';
 
 /** A transition taken: the state reached and the effects on the way, in XState's order. */
 export interface SagaStep {
@@ -40,7 +45,11 @@ export interface SagaStep {
 }
 
 /** An action of a memoised transition: one of the machine's named actions, or the start of an invoked actor. */
-type Recorded = { type: 'spawn'; id: string } | { type: 'update' | 'publish'; name: string; params: unknown };
+type Recorded =
+  | { type: 'spawn'; id: string }
+  | { type: 'stop'; id: string }
+  | { type: 'update'; name: string; params: unknown }
+  | { type: 'publish'; name: string; params: unknown };
 
 /** What XState does on one (state, event type): where it goes and its actions, in order. */
 interface Edge {
@@ -51,12 +60,13 @@ interface Edge {
 }
 
 interface Invoke {
-  src: 'runStep' | 'compensateStep';
+  src: StepSource;
   input: (args: { context: SagaContext; event: EventObject; self: undefined }) => StepRun;
 }
 
 const SPAWN = 'xstate.spawnChild';
-// Leaving a step's state stops its invoked actor; the runner's step has settled by then (that is the event).
+// Leaving a step's state stops its invoked actor: the step that settled (that is the event), and in a parallel
+// group left on a failure, the branches still running, which the runner aborts.
 const STOP = 'xstate.stopChild';
 
 /**
@@ -114,13 +124,14 @@ export class SagaEngine {
     const key = keyOf(value);
     let edge = this.edges.get(`restore|${key}`);
     if (!edge) {
-      const leaf = getStateNodes(this.machine.root, value).find((n) => n.type === 'atomic' || n.type === 'final');
-      if (!leaf) throw new Error(`saga engine: the machine has no state ${key}`);
+      // Every active leaf: a parallel group has one per branch (a branch already done has no step to run).
+      const leaves = getStateNodes(this.machine.root, value).filter((n) => n.type === 'atomic' || n.type === 'final');
+      if (leaves.length === 0) throw new Error(`saga engine: the machine has no state ${key}`);
       edge = {
         key,
         value,
-        done: leaf.type === 'final',
-        actions: leaf.invoke.map((inv) => ({ type: 'spawn', id: inv.id })),
+        done: typeof value === 'string' && leaves[0]?.type === 'final',
+        actions: leaves.flatMap((leaf) => leaf.invoke.map((inv): Recorded => ({ type: 'spawn', id: inv.id }))),
       };
       this.edges.set(`restore|${key}`, edge);
     }
@@ -138,6 +149,11 @@ export class SagaEngine {
         throw new Error(`saga engine: the machine ignores '${event.type}' in state ${state.key}`);
       }
       edge = this.edgeOf(snapshot, actions);
+      // The steps whose states were left: XState stops their actors (a pure transition names none), the runner
+      // aborts any still running (the other branches of a parallel group left on a failure).
+      const after = new Set(this.invokedAt(snapshot.value));
+      const stops = this.invokedAt(state.value).filter((id) => !after.has(id));
+      edge.actions.unshift(...stops.map((id): Recorded => ({ type: 'stop', id })));
       this.edges.set(memo, edge);
     }
     return this.follow(edge, state.context, event);
@@ -147,7 +163,8 @@ export class SagaEngine {
   private follow(edge: Edge, context: SagaContext, event: SagaStepEvent): SagaStep {
     const effects: SagaEffect[] = [];
     for (const a of edge.actions) {
-      if (a.type === 'spawn') {
+      if (a.type === 'stop') effects.push({ kind: 'stop', id: a.id });
+      else if (a.type === 'spawn') {
         const inv = this.invokes.get(a.id) as Invoke;
         effects.push({ kind: 'invoke', id: a.id, src: inv.src, input: inv.input({ context, event, self: undefined }) });
       } else if (a.type === 'update') {
@@ -163,6 +180,11 @@ export class SagaEngine {
       }
     }
     return { state: { key: edge.key, value: edge.value, done: edge.done, context }, effects };
+  }
+
+  /** The ids of the steps the states of `value` invoke. */
+  private invokedAt(value: StateValue): string[] {
+    return getStateNodes(this.machine.root, value).flatMap((n) => n.invoke.map((inv) => inv.id));
   }
 
   /** Reads what XState did into an edge; an action the engine cannot replay is refused here, once. */
@@ -187,9 +209,13 @@ function* allNodes(node: AnyStateNode): Generator<AnyStateNode> {
   for (const child of Object.values(node.states)) yield* allNodes(child);
 }
 
-/** `{ running: 'createOrder' }` -> `running.createOrder`. */
+/** `{ running: 'createOrder' }` -> `running.createOrder`; a parallel group's regions in parentheses. */
 function keyOf(value: StateValue): string {
   if (typeof value === 'string') return value;
-  const [parent, child] = Object.entries(value)[0] as [string, StateValue];
-  return `${parent}.${keyOf(child)}`;
+  const entries = Object.entries(value) as [string, StateValue][];
+  if (entries.length === 1) {
+    const [parent, child] = entries[0] as [string, StateValue];
+    return `${parent}.${keyOf(child)}`;
+  }
+  return `(${entries.map(([region, child]) => `${region}.${keyOf(child)}`).join(',')})`;
 }

@@ -1,9 +1,18 @@
 import type { SagaContext } from '../../machines/saga.js';
 import type { SagaStep } from './definition.js';
 
-/** What each step returned, by step name, typed from the steps' `run`. */
+/** What each step returned, by step name, typed from the steps' `run` (a signal's payload is `any`, a sleep's undefined). */
 export type SagaResults<TSteps extends readonly SagaStep[]> = {
-  [S in TSteps[number] as S['name']]: Awaited<ReturnType<S['run']>>;
+  // A parallel group's branches stand in its place (each result is under the branch's name).
+  [S in TSteps[number] extends infer U ? (U extends { parallel: readonly (infer B)[] } ? B : U) : never as S extends {
+    name: infer N extends string;
+  }
+    ? N
+    : never]: S extends { run: (...args: any[]) => infer R }
+    ? Awaited<R>
+    : S extends { waitFor: string }
+      ? any
+      : undefined;
 };
 
 /** How `execute` ends. */
@@ -26,6 +35,19 @@ export type SagaResult<TSteps extends readonly SagaStep[] = readonly SagaStep[]>
       error: unknown;
       compensationError: unknown;
       compensated: string[];
+    }
+  | {
+      /** Cancelled by `saga.cancel`: what had completed was undone. */
+      status: 'cancelled';
+      sagaId: string;
+      results: Partial<SagaResults<TSteps>>;
+      /** The step that was running (or waiting) when the cancel arrived. */
+      failedStep: string;
+      /** The `CANCELLED` error the running step's signal aborted with. */
+      error: unknown;
+      /** The reason given to `cancel`. */
+      reason: string | undefined;
+      compensated: string[];
     };
 
 /** The result of a saga that reached the final state `status`. */
@@ -39,5 +61,6 @@ export function resultOf(status: string, c: SagaContext): SagaResult<any> {
     compensated: c.compensated,
   };
   if (status === 'compensated') return { status, ...base };
+  if (status === 'cancelled') return { status, ...base, reason: c.reason };
   return { status: 'failed', ...base, compensationError: c.compensationError };
 }

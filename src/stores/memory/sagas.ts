@@ -1,5 +1,5 @@
 import { isFinalSagaStatus } from '../../core/states.js';
-import type { SagaRecord, SagaStore } from '../sagaStore.js';
+import type { SagaRecord, SagaSignal, SagaStore } from '../sagaStore.js';
 
 /**
  * Saga records in maps, copied on the way in and out as a real store would.
@@ -10,6 +10,8 @@ import type { SagaRecord, SagaStore } from '../sagaStore.js';
 export function memorySagas(): SagaStore {
   const running = new Map<string, SagaRecord>();
   const finished = new Map<string, SagaRecord>();
+  const signals = new Map<string, SagaSignal[]>();
+  let seq = 0;
   const key = (saga: string, id: string) => `${saga}\u0000${id}`;
   return {
     async saveSaga(record) {
@@ -21,6 +23,7 @@ export function memorySagas(): SagaStore {
       running.delete(k);
       finished.delete(k);
       finished.set(k, { ...record });
+      signals.delete(k);
     },
     async loadSaga(saga, id) {
       const k = key(saga, id);
@@ -31,6 +34,17 @@ export function memorySagas(): SagaStore {
       const out: SagaRecord[] = [];
       for (const r of running.values()) if (r.saga === saga) out.push({ ...r });
       return out.sort((a, b) => a.createdAt - b.createdAt);
+    },
+    async sendSagaSignal(signal) {
+      const k = key(signal.saga, signal.id);
+      let list = signals.get(k);
+      if (!list) signals.set(k, (list = []));
+      list.push({ ...signal, seq: ++seq });
+    },
+    async sagaSignals(saga, ids) {
+      const out: SagaSignal[] = [];
+      for (const id of ids) for (const s of signals.get(key(saga, id)) ?? []) out.push({ ...s });
+      return out.sort((a, b) => a.seq - b.seq);
     },
   };
 }

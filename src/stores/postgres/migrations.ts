@@ -88,4 +88,19 @@ export const postgresMigrations: readonly ((s: string) => string)[] = [
     FOR UPDATE SKIP LOCKED
   $$;
   `,
+  // 6 (issue #17): a saga can end 'cancelled'; signals and cancel requests sent to a saga are kept until it ends.
+  (s) => `
+  ALTER TABLE ${s}.sagas DROP CONSTRAINT sagas_status_check;
+  ALTER TABLE ${s}.sagas ADD CONSTRAINT sagas_status_check
+    CHECK (status IN ('running', 'compensating', 'completed', 'compensated', 'failed', 'cancelled'));
+  CREATE TABLE ${s}.saga_signals (
+    seq     bigserial PRIMARY KEY,
+    saga    text   NOT NULL,
+    id      text   NOT NULL,
+    name    text   NOT NULL,
+    payload text   NOT NULL,
+    at      bigint NOT NULL
+  );
+  CREATE INDEX saga_signals_saga ON ${s}.saga_signals (saga, id, seq);
+  `,
 ];

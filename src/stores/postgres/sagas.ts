@@ -1,14 +1,18 @@
 import { MicrotaskBatcher } from '../../core/batcher.js';
 import { KeelError } from '../../core/errors.js';
-import type { SagaRecord, SagaStore, SharedSagas } from '../sagaStore.js';
+import type { SagaRecord, SagaSignal, SagaStore, SharedSagas, WatchedSagaSignals } from '../sagaStore.js';
 import { type SagaRow, sagaRecord as toRecord } from '../sql/rows.js';
+import type { NotifyHandler } from './listen.js';
 import type { Queryable } from './tasks.js';
 
-function statements(s: string) {
+function statements(s: string, channel: string) {
   return {
     // Many saves in one statement; `owner` is this store's id, so another runtime can tell whose saga it is.
     // Saves, renewals and releases lock saga rows in (saga, id) order, so they queue up instead of deadlocking.
     save: `
+      WITH dropped AS (
+        DELETE FROM ${s}.saga_signals g USING unnest($1::text[], $2::text[], $4::text[]) AS f(saga, id, status)
+        WHERE f.status NOT IN ('running', 'compensating') AND g.saga = f.saga AND g.id = f.id)
       INSERT INTO ${s}.sagas (saga, id, version, status, state, context, attempt, not_before, created_at, updated_at,
         owner, owner_until)
       SELECT r.saga, r.id, r.version, r.status, r.state, r.context, r.attempt, r.not_before, r.created_at, r.updated_at,
@@ -28,6 +32,13 @@ function statements(s: string) {
         AND (${s}.sagas.owner IS NULL OR ${s}.sagas.owner = $11 OR ${s}.sagas.owner_until <= excluded.updated_at)
       RETURNING saga, id`,
     load: `SELECT * FROM ${s}.sagas WHERE saga = $1 AND id = $2`,
+    // The NOTIFY goes out when the row commits; its payload names the saga, so only its owner reads again.
+    signal: `
+      WITH kept AS (
+        INSERT INTO ${s}.saga_signals (saga, id, name, payload, at) VALUES ($1, $2, $3, $4, $5) RETURNING saga, id)
+      SELECT pg_notify('${channel}', json_build_array(saga, id)::text) FROM kept`,
+    signals: `
+      SELECT seq, saga, id, name, payload, at FROM ${s}.saga_signals WHERE saga = $1 AND id = ANY($2::text[]) ORDER BY seq`,
     unfinished: `
       SELECT * FROM ${s}.sagas WHERE saga = $1 AND status IN ('running', 'compensating') ORDER BY created_at, id`,
     // Takes the unfinished sagas nobody holds (owner gone quiet past owner_until) for `owner`.
@@ -35,6 +46,7 @@ function statements(s: string) {
       WITH picked AS (
         SELECT saga, id FROM ${s}.sagas
         WHERE saga = $1 AND status IN ('running', 'compensating') AND ($5::text IS NULL OR id = $5)
+          AND ($6::text[] IS NULL OR version = ANY($6::text[]))
           AND (owner IS NULL OR owner = $2 OR owner_until <= $3)
         ORDER BY created_at, id
         FOR UPDATE SKIP LOCKED)
@@ -68,8 +80,14 @@ export function postgresSagas(
   tag: string,
   owner: string,
   leaseMs: number,
-): SagaStore & SagaOwnership {
-  const sql: Sql = statements(schema);
+  notify?: {
+    /** The store's shared LISTEN connection (it throws while the store is closed). */
+    listen: () => { listen(channel: string, handler: NotifyHandler): () => void };
+    channel: string;
+  },
+): SagaStore & SagaOwnership & Partial<WatchedSagaSignals> {
+  const channel = notify?.channel ?? `keel_${tag}_sagas`;
+  const sql: Sql = statements(schema, channel);
   const run = (name: keyof Sql, values: unknown[]) =>
     db().query({ name: `keel_${tag}_saga_${name}`, text: sql[name], values });
 
@@ -125,9 +143,33 @@ export function postgresSagas(
     async unfinishedSagas(saga) {
       return ((await run('unfinished', [saga])).rows as SagaRow[]).map(toRecord);
     },
+    async sendSagaSignal(g) {
+      await run('signal', [g.saga, g.id, g.name, g.payload, g.at]);
+    },
+    async sagaSignals(saga, ids) {
+      if (ids.length === 0) return [];
+      const rows = (await run('signals', [saga, ids])).rows as (Omit<SagaSignal, 'seq' | 'at'> & {
+        seq: string | number;
+        at: string | number;
+      })[];
+      return rows.map((r) => ({ ...r, seq: Number(r.seq), at: Number(r.at) }));
+    },
+    ...(notify && {
+      watchSagaSignals(onSignal: (saga: string | null | undefined, id?: string) => void) {
+        return notify.listen().listen(notify.channel, (payload) => {
+          if (payload === null || payload === undefined) {
+            onSignal(payload);
+            return;
+          }
+          const [saga, id] = JSON.parse(payload) as [string, string];
+          onSignal(saga, id);
+        });
+      },
+    }),
     sagaLeaseMs: leaseMs,
-    async adoptSagas(saga, now, id) {
-      const rows = (await run('adopt', [saga, owner, now, now + leaseMs, id ?? null])).rows as SagaRow[];
+    async adoptSagas(saga, now, id, versions) {
+      const rows = (await run('adopt', [saga, owner, now, now + leaseMs, id ?? null, versions ?? null]))
+        .rows as SagaRow[];
       return rows.map(toRecord).sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
     },
     async renewSagas(saga, ids, now) {

@@ -145,7 +145,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
   };
 
   const tasks = postgresTasks(db, quoted, channel, tag);
-  const sagas = postgresSagas(db, quoted, tag, owner, o.sagaLeaseMs);
+  const sagas = postgresSagas(db, quoted, tag, owner, o.sagaLeaseMs, { listen, channel: `${channel}_sagas` });
 
   // Fleet breakers (issue #18): their own table, channel and file.
   const breakers = postgresBreakers({

@@ -50,4 +50,36 @@ export const sqliteMigrations: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX keel_sagas_unfinished ON keel_sagas (saga, created_at) WHERE status IN ('running', 'compensating');
   `,
+  // 3 (issue #17): a saga can end 'cancelled' (SQLite cannot change a CHECK, so the table is rebuilt), and the
+  // signals and cancel requests sent to a saga are kept until it ends.
+  `
+  CREATE TABLE keel_sagas_v3 (
+    saga       TEXT    NOT NULL,
+    id         TEXT    NOT NULL,
+    version    TEXT    NOT NULL,
+    status     TEXT    NOT NULL
+      CHECK (status IN ('running', 'compensating', 'completed', 'compensated', 'failed', 'cancelled')),
+    state      TEXT    NOT NULL,
+    context    TEXT    NOT NULL,
+    attempt    INTEGER NOT NULL,
+    not_before INTEGER,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (saga, id)
+  ) WITHOUT ROWID;
+  INSERT INTO keel_sagas_v3 SELECT saga, id, version, status, state, context, attempt, not_before, created_at, updated_at
+    FROM keel_sagas;
+  DROP TABLE keel_sagas;
+  ALTER TABLE keel_sagas_v3 RENAME TO keel_sagas;
+  CREATE INDEX keel_sagas_unfinished ON keel_sagas (saga, created_at) WHERE status IN ('running', 'compensating');
+  CREATE TABLE keel_saga_signals (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    saga    TEXT    NOT NULL,
+    id      TEXT    NOT NULL,
+    name    TEXT    NOT NULL,
+    payload TEXT    NOT NULL,
+    at      INTEGER NOT NULL
+  );
+  CREATE INDEX keel_saga_signals_saga ON keel_saga_signals (saga, id, seq);
+  `,
 ];

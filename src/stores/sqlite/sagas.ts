@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { MicrotaskBatcher } from '../../core/batcher.js';
-import type { SagaRecord, SagaStore } from '../sagaStore.js';
+import { isFinalSagaStatus } from '../../core/states.js';
+import type { SagaRecord, SagaSignal, SagaStore } from '../sagaStore.js';
 import { type SagaRow, sagaRecord as toRecord } from '../sql/rows.js';
 
 function prepare(db: Database.Database) {
@@ -14,6 +15,13 @@ function prepare(db: Database.Database) {
     load: db.prepare('SELECT * FROM keel_sagas WHERE saga = ? AND id = ?'),
     unfinished: db.prepare(
       `SELECT * FROM keel_sagas WHERE saga = ? AND status IN ('running', 'compensating') ORDER BY created_at, id`,
+    ),
+    dropSignals: db.prepare('DELETE FROM keel_saga_signals WHERE saga = ? AND id = ?'),
+    signal: db.prepare(
+      'INSERT INTO keel_saga_signals (saga, id, name, payload, at) VALUES (@saga, @id, @name, @payload, @at)',
+    ),
+    signals: db.prepare(
+      'SELECT seq, saga, id, name, payload, at FROM keel_saga_signals WHERE saga = ? AND id IN (SELECT value FROM json_each(?)) ORDER BY seq',
     ),
   };
 }
@@ -33,7 +41,10 @@ export function sqliteSagas(db: () => Database.Database): SagaStore {
       try {
         const st = s();
         db().transaction(() => {
-          for (const { record } of items) st.save.run({ ...record, notBefore: record.notBefore ?? null });
+          for (const { record } of items) {
+            st.save.run({ ...record, notBefore: record.notBefore ?? null });
+            if (isFinalSagaStatus(record.status)) st.dropSignals.run(record.saga, record.id);
+          }
         })();
         for (const item of items) item.done();
       } catch (error) {
@@ -51,6 +62,13 @@ export function sqliteSagas(db: () => Database.Database): SagaStore {
     },
     async unfinishedSagas(saga) {
       return (s().unfinished.all(saga) as SagaRow[]).map(toRecord);
+    },
+    async sendSagaSignal(signal) {
+      s().signal.run(signal);
+    },
+    async sagaSignals(saga, ids) {
+      if (ids.length === 0) return [];
+      return s().signals.all(saga, JSON.stringify(ids)) as SagaSignal[];
     },
   };
 }

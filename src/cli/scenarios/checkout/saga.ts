@@ -80,6 +80,37 @@ export function checkoutSteps(api: CheckoutApi) {
   ] as const;
 }
 
+/** The signal the payment provider's webhook sends when a charge settled. */
+export const PAYMENT_CONFIRMED = 'payment.confirmed';
+
+/**
+ * The checkout as a real shop runs it: createOrder, then reserve the stock and
+ * authorise the card at once (a parallel group), then wait for the payment
+ * provider's webhook (`saga.signal(id, 'payment.confirmed', { paymentId })`)
+ * for at most `paymentTimeoutMs`. A declined card aborts or undoes the
+ * reservation; a webhook that never comes voids the payment, restocks and
+ * cancels the order. Its payload is the `paymentConfirmed` result.
+ */
+export function checkoutWithWebhookSteps(api: CheckoutApi, options: { paymentTimeoutMs: number }) {
+  const [createOrder, deductInventory, processPayment] = checkoutSteps(api);
+  return [
+    createOrder,
+    {
+      name: 'reserveAndAuthorise',
+      parallel: [
+        deductInventory,
+        {
+          ...processPayment,
+          // Side by side with the reservation, a charge that went through is voided when the reservation fails.
+          compensate: (ctx: Ctx) =>
+            refusalsFinal(() => api.voidPayment(ctx.idempotencyKey, orderIdOf(ctx.results), ctx.signal)),
+        },
+      ],
+    },
+    { name: 'paymentConfirmed', waitFor: PAYMENT_CONFIRMED, timeoutMs: options.paymentTimeoutMs },
+  ] as const;
+}
+
 function orderIdOf(results: Record<string, any>): string {
   return (results.createOrder as { orderId: string }).orderId;
 }
