@@ -422,17 +422,7 @@ export class GuardedCalls {
 
   /** A slow success that counts: in closed a `W` in the window; as a trial, the provider is still unwell. */
   private slow(trial: boolean, visit: number): void {
-    if (trial) {
-      this.trialFailed(visit);
-      return;
-    }
-    let successesBefore = 0;
-    if (visit === this.successesVisit) {
-      successesBefore = this.successesBefore;
-      this.successesBefore = 0;
-    }
-    if (this.fleet && this.inClosedVisit(visit)) this.fleet.record('W');
-    this.tell({ type: 'call.slow', successesBefore }, visit);
+    this.counted('W', trial, visit);
   }
 
   /** @internal a call threw or rejected; `started` is when, if the calls are clocked. */
@@ -472,6 +462,11 @@ export class GuardedCalls {
   }
 
   private countedFailure(trial: boolean, visit: number): void {
+    this.counted('F', trial, visit);
+  }
+
+  /** A failure (`F`) or slow call (`W`) that counts, told with the successes not yet told. */
+  private counted(kind: 'F' | 'W', trial: boolean, visit: number): void {
     if (trial) {
       this.trialFailed(visit);
       return;
@@ -481,8 +476,8 @@ export class GuardedCalls {
       successesBefore = this.successesBefore;
       this.successesBefore = 0;
     }
-    if (this.fleet && this.inClosedVisit(visit)) this.fleet.record('F');
-    this.tell({ type: 'call.failure', successesBefore }, visit);
+    if (this.fleet && this.inClosedVisit(visit)) this.fleet.record(kind);
+    this.tell({ type: kind === 'F' ? 'call.failure' : 'call.slow', successesBefore }, visit);
   }
 
   /** A trial failed: the machine re-opens, and in fleet scope the fleet's next period begins. */
