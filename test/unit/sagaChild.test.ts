@@ -1,21 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { createRuntime, type Runtime, type SagaStep, sqliteStore } from '../../src/index.js';
-import { settle, TestClock } from '../../src/testing/index.js';
+import { describe, expect, it } from 'vitest';
+import { type SagaStep, sqliteStore } from '../../src/index.js';
+import { settle } from '../../src/testing/index.js';
 import { deferred } from '../fixtures/deferred.js';
-import { removeDb, tempPath } from '../fixtures/tempDb.js';
+import { sagaRuntimes } from '../fixtures/sagaRuntimes.js';
 
-const runtimes: Runtime<any>[] = [];
-const cleanups: (() => void)[] = [];
-afterEach(async () => {
-  for (const rt of runtimes.splice(0)) await rt.stop().catch(() => {});
-  for (const c of cleanups.splice(0)) c();
-});
-
-function runtime(options: Parameters<typeof createRuntime>[0] = {}) {
-  const rt = createRuntime({ clock: new TestClock(1_000), onError: () => {}, ...options });
-  runtimes.push(rt);
-  return rt;
-}
+const { runtime, tempDb } = sagaRuntimes('sagaChild');
 
 /** A shipping saga (pick, then label) and a checkout whose middle step runs it as a child. */
 function sagas(journal: string[], opts: { label?: () => unknown; charge?: () => unknown } = {}) {
@@ -127,8 +116,7 @@ describe('child sagas', () => {
   });
 
   it("after a crash between the child's end and the parent's next step (SQLite), the parent re-joins it", async () => {
-    const path = `${tempPath('sagaChild')}.db`;
-    cleanups.push(() => removeDb(path));
+    const path = tempDb();
     const journal: string[] = [];
     const gate = deferred<string>();
     const rt1 = runtime({ store: sqliteStore({ path }) });

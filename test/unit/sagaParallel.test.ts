@@ -1,21 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { createRuntime, type Runtime, type SagaStep, sqliteStore } from '../../src/index.js';
-import { settle, TestClock } from '../../src/testing/index.js';
+import { describe, expect, it } from 'vitest';
+import { type SagaStep, sqliteStore } from '../../src/index.js';
+import { settle } from '../../src/testing/index.js';
 import { deferred } from '../fixtures/deferred.js';
-import { removeDb, tempPath } from '../fixtures/tempDb.js';
+import { sagaRuntimes } from '../fixtures/sagaRuntimes.js';
 
-const runtimes: Runtime<any>[] = [];
-const cleanups: (() => void)[] = [];
-afterEach(async () => {
-  for (const rt of runtimes.splice(0)) await rt.stop().catch(() => {});
-  for (const c of cleanups.splice(0)) c();
-});
-
-function runtime(options: Parameters<typeof createRuntime>[0] = {}) {
-  const rt = createRuntime({ clock: new TestClock(1_000), onError: () => {}, ...options });
-  runtimes.push(rt);
-  return rt;
-}
+const { runtime, tempDb } = sagaRuntimes('sagaParallel');
 
 /** createOrder, then reserve and authorise at once, then charge; each effect goes to `journal`. */
 function checkout(journal: string[], behaviour: { reserve?: Promise<unknown>; authorise?: Promise<unknown> } = {}) {
@@ -127,8 +116,7 @@ describe('saga parallel groups', () => {
   });
 
   it('after a crash with one branch done (SQLite), only the unfinished branch runs again', async () => {
-    const path = `${tempPath('sagaParallel')}.db`;
-    cleanups.push(() => removeDb(path));
+    const path = tempDb();
     const journal: string[] = [];
     const rt1 = runtime({ store: sqliteStore({ path }) });
     const first = checkout(journal, { reserve: new Promise(() => {}) });

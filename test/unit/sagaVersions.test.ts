@@ -1,27 +1,10 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createRuntime, type Runtime, type SagaStep, sqliteStore } from '../../src/index.js';
-import { settle, TestClock } from '../../src/testing/index.js';
+import { describe, expect, it, vi } from 'vitest';
+import { createRuntime, type SagaStep, sqliteStore } from '../../src/index.js';
+import { settle } from '../../src/testing/index.js';
+import { sagaRuntimes } from '../fixtures/sagaRuntimes.js';
 import { sharedStoreKinds } from '../fixtures/sharedStores.js';
-import { removeDb, tempPath } from '../fixtures/tempDb.js';
 
-const runtimes: Runtime<any>[] = [];
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const rt of runtimes.splice(0)) await rt.stop().catch(() => {});
-  for (const c of cleanups.splice(0)) await c();
-});
-
-function runtime(options: Parameters<typeof createRuntime>[0] = {}) {
-  const rt = createRuntime({ clock: new TestClock(1_000), onError: () => {}, ...options });
-  runtimes.push(rt);
-  return rt;
-}
-
-function tempDb(): string {
-  const f = `${tempPath('sagaVersions')}.db`;
-  cleanups.push(() => removeDb(f));
-  return f;
-}
+const { runtime, tempDb, cleanups, track } = sagaRuntimes('sagaVersions');
 
 /** Version 1 of a checkout: it waits for a payment signal. Version 2 pays by itself and ships. */
 const v1 = (journal: string[]) =>
@@ -132,7 +115,7 @@ describe.each(sharedStoreKinds().filter((k) => k.name === 'postgres' && k.availa
       cleanups.push(cleanup);
       const journal: string[] = [];
       const first = createRuntime({ store: make(), onError: () => {} });
-      runtimes.push(first);
+      track(first);
       const one = first.saga('checkout', { steps: v1(journal), shutdownGraceMs: 0 });
       await first.start();
       void one.execute(null, { id: 'old' }).catch(() => {});
@@ -141,7 +124,7 @@ describe.each(sharedStoreKinds().filter((k) => k.name === 'postgres' && k.availa
 
       const onError = vi.fn();
       const onlyTwo = createRuntime({ store: make(), onError });
-      runtimes.push(onlyTwo);
+      track(onlyTwo);
       const two = onlyTwo.saga('checkout', { version: 2, steps: v2(journal) });
       await onlyTwo.start();
       expect(two.running).toBe(0);
@@ -151,7 +134,7 @@ describe.each(sharedStoreKinds().filter((k) => k.name === 'postgres' && k.availa
       );
 
       const both = createRuntime({ store: make(), onError: () => {} });
-      runtimes.push(both);
+      track(both);
       const again = both.saga('checkout', { steps: v1(journal) });
       both.saga('checkout', { version: 2, steps: v2(journal) });
       await both.start();

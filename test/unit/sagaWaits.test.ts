@@ -1,28 +1,11 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createRuntime, type Runtime, type SagaStep, sqliteStore } from '../../src/index.js';
+import { describe, expect, it, vi } from 'vitest';
+import { createRuntime, type SagaStep, sqliteStore } from '../../src/index.js';
 import { settle, TestClock } from '../../src/testing/index.js';
 import { deferred } from '../fixtures/deferred.js';
+import { sagaRuntimes } from '../fixtures/sagaRuntimes.js';
 import { sharedStoreKinds } from '../fixtures/sharedStores.js';
-import { removeDb, tempPath } from '../fixtures/tempDb.js';
 
-const runtimes: Runtime<any>[] = [];
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const rt of runtimes.splice(0)) await rt.stop().catch(() => {});
-  for (const c of cleanups.splice(0)) await c();
-});
-
-function runtime(options: Parameters<typeof createRuntime>[0] = {}) {
-  const rt = createRuntime({ clock: new TestClock(1_000), onError: () => {}, ...options });
-  runtimes.push(rt);
-  return rt;
-}
-
-function tempDb(): string {
-  const f = `${tempPath('sagaWaits')}.db`;
-  cleanups.push(() => removeDb(f));
-  return f;
-}
+const { runtime, tempDb, cleanups, track } = sagaRuntimes('sagaWaits');
 
 /** A checkout whose payment step waits until the test lets it go; `journal` records every effect. */
 function shop(journal: string[]) {
@@ -390,7 +373,7 @@ describe.each(sharedStoreKinds().filter((k) => k.available))('across runtimes sh
     ] as const satisfies readonly SagaStep[];
     const owner = createRuntime({ store: make(), onError: () => {} });
     const other = createRuntime({ store: make(), onError: () => {} });
-    runtimes.push(owner, other);
+    track(owner, other);
     const mine = owner.saga('checkout', { steps, pollMs: 20 });
     const theirs = other.saga('checkout', { steps, pollMs: 20 });
     await owner.start();
@@ -423,7 +406,7 @@ describe.each(sharedStoreKinds().filter((k) => k.name === 'postgres' && k.availa
       const steps = [{ name: 'payment', waitFor: 'payment.confirmed' }] as const satisfies readonly SagaStep[];
       const owner = createRuntime({ store: make(), onError: () => {} });
       const other = createRuntime({ store: make(), onError: () => {} });
-      runtimes.push(owner, other);
+      track(owner, other);
       const mine = owner.saga('checkout', { steps, pollMs: 600_000 });
       const theirs = other.saga('checkout', { steps, pollMs: 600_000 });
       await owner.start();
