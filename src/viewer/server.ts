@@ -1,4 +1,4 @@
-import { createServer, type ServerResponse } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { MetricsSource } from '../core/telemetry.js';
 import { viewerAssets } from './assets.generated.js';
@@ -88,15 +88,10 @@ export async function serveViewer(hub: ViewerHub, options: ServeOptions): Promis
       streams.delete(res);
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, bindHost, () => resolve());
-  });
-  const { address, port } = server.address() as AddressInfo;
-  guard = hostGuard(bindHost, address);
-  const host = address.includes(':') ? `[${address}]` : address;
+  const listening = await listen(server, options.port, bindHost);
+  guard = listening.guard;
   return {
-    url: `http://${host}:${port}/`,
+    url: `${listening.origin}/`,
     firstClient: () => (streams.size > 0 ? Promise.resolve() : new Promise<void>((r) => waiting.push(r))),
     close: () =>
       new Promise<void>((resolve) => {
@@ -147,19 +142,28 @@ export async function serveMetrics(source: MetricsSource, options: ServeOptions)
     }
     sendMetrics(source, res);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, bindHost, () => resolve());
-  });
-  const { address, port } = server.address() as AddressInfo;
-  guard = hostGuard(bindHost, address);
-  const host = address.includes(':') ? `[${address}]` : address;
+  const listening = await listen(server, options.port, bindHost);
+  guard = listening.guard;
   return {
-    url: `http://${host}:${port}/metrics`,
+    url: `${listening.origin}/metrics`,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * Listens on `port` at `bindHost`; resolves with the Host check for the
+ * address actually bound (it decides which names are safe) and the origin.
+ */
+async function listen(server: Server, port: number, bindHost: string): Promise<{ guard: HostGuard; origin: string }> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, bindHost, () => resolve());
+  });
+  const { address, port: bound } = server.address() as AddressInfo;
+  const host = address.includes(':') ? `[${address}]` : address;
+  return { guard: hostGuard(bindHost, address), origin: `http://${host}:${bound}` };
 }
