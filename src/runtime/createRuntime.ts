@@ -172,26 +172,8 @@ export class Runtime<E extends EventMap = Record<string, any>> {
     this.clock = options.clock ?? systemClock;
     this.store = options.store ?? memoryStore();
     this.onError = options.onError;
-    if (options.viewer !== undefined) {
-      if (!viewerSupport) {
-        throw invalidOptions(
-          'createRuntime',
-          'viewer',
-          "needs the viewer: create the runtime with createRuntime() from 'keel'",
-        );
-      }
-      viewerSupport.check(options.viewer);
-    }
-    if (options.metrics !== undefined) {
-      if (!telemetrySupport) {
-        throw invalidOptions(
-          'createRuntime',
-          'metrics',
-          "needs the telemetry layer: create the runtime with createRuntime() from 'keel'",
-        );
-      }
-      telemetrySupport.check(options.metrics);
-    }
+    checkLayerOption('viewer', options.viewer, viewerSupport, 'the viewer');
+    checkLayerOption('metrics', options.metrics, telemetrySupport, 'the telemetry layer');
     this.inspected = options.inspect !== undefined || options.viewer !== undefined || watchers.size > 0;
     const report = (error: unknown, detail: string) => this.report(error, detail);
     this.eventBus = new EventBus<E>(this.clock, report);
@@ -388,6 +370,24 @@ export class Runtime<E extends EventMap = Record<string, any>> {
     }
     if (failure !== undefined) throw failure;
   }
+}
+
+/** An option served by a layer above the runtime: refused when that layer was not wired in, else checked by it. */
+function checkLayerOption(
+  option: string,
+  value: unknown,
+  support: { check(options: unknown): void } | undefined,
+  layer: string,
+): void {
+  if (value === undefined) return;
+  if (!support) {
+    throw invalidOptions(
+      'createRuntime',
+      option,
+      `needs ${layer}: create the runtime with createRuntime() from 'keel'`,
+    );
+  }
+  support.check(value);
 }
 
 function checkStore(store: unknown): void {
