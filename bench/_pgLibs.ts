@@ -10,12 +10,12 @@ import { createRuntime, postgresStore } from '../src/index.js';
 
 export const PG_URL = process.env.KEEL_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 /**
- * `keel` and `graphile-worker` run in their defaults; `keel batched` claims `KEEL_BATCH` tasks ahead per
- * store call (`batchSize`); `graphile-worker batched` in its documented high-throughput
+ * `keel` and `graphile-worker` run in their defaults (keel's default `batchSize` cap of 500 is the size of
+ * graphile-worker batched's local queue); `graphile-worker batched` in its documented high-throughput
  * configuration (a local queue of 500 jobs fetched at once, completions and failures batched with no delay).
  */
-export const LIBS = ['keel', 'keel batched', 'graphile-worker', 'graphile-worker batched', 'pg-boss'] as const;
-/** keel's claim size (`batchSize`) in its batched row, the same as graphile-worker batched's local queue. */
+export const LIBS = ['keel', 'graphile-worker', 'graphile-worker batched', 'pg-boss'] as const;
+/** The most tasks keel claims per store call by default (`batchSize`). */
 export const KEEL_BATCH = 500;
 export type Lib = (typeof LIBS)[number];
 
@@ -34,7 +34,7 @@ export async function producer(lib: Lib, schema: string): Promise<Producer> {
   const chunks = async (n: number, put: (from: number, count: number) => Promise<unknown>) => {
     for (let i = 0; i < n; i += CHUNK) await put(i, Math.min(CHUNK, n - i));
   };
-  if (lib === 'keel' || lib === 'keel batched') {
+  if (lib === 'keel') {
     const rt = createRuntime({ store: postgresStore({ connectionString: PG_URL, schema }) });
     const q = rt.queue('bench');
     await rt.start();
@@ -75,9 +75,9 @@ export async function startWorker(
   job: () => Promise<void>,
   bossBatch = BOSS_BATCH,
 ): Promise<() => Promise<void>> {
-  if (lib === 'keel' || lib === 'keel batched') {
+  if (lib === 'keel') {
     const rt = createRuntime({ store: postgresStore({ connectionString: PG_URL, schema }) });
-    rt.queue('bench', { concurrency, handler: job, ...(lib === 'keel batched' && { batchSize: KEEL_BATCH }) });
+    rt.queue('bench', { concurrency, handler: job });
     await rt.start();
     return () => rt.stop();
   }

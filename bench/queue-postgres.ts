@@ -16,11 +16,11 @@
  * `BENCH_BOSS_BATCH` (default 500) jobs at a time, run `concurrency` at once.
  * Runs are interleaved and the median of `BENCH_PG_RUNS` (default 3) is kept.
  *
- * `keel batched` is keel with `batchSize: 500` (tasks claimed ahead per store call), the counterpart of
- * graphile-worker batched's local queue of 500.
+ * keel runs in its defaults: each claim is sized by the handlers' pace, at most `batchSize` (500), the
+ * size of graphile-worker batched's local queue.
  *
  * Ceiling: the same N tasks moved on keel's schema by the minimal SQL alone,
- * no runtime: one claim of 48 tasks (what keel claims at concurrency 16 by default) or 500 (batched)
+ * no runtime: one claim of 500 tasks (keel's default cap)
  * and one settle per batch, the next claim overlapping the last settle, as keel does.
  *
  * Deep backlog: `KEEL_BENCH_BACKLOG` (default 200,000) jobs are enqueued
@@ -38,8 +38,8 @@ import { median, ratio, type TableRow } from './harness.js';
 const N = Number(process.env.BENCH_PG_N) || 20_000;
 const RUNS = Math.max(1, Number(process.env.BENCH_PG_RUNS) || 3);
 const BACKLOG = Number(process.env.KEEL_BENCH_BACKLOG) || 200_000;
-/** What keel claims per store call at concurrency 16: its default (16 + batchSize 32), and batched. */
-const CEILING_BATCHES = [48, KEEL_BATCH] as const;
+/** The claim size of the ceiling rows: keel's default cap. */
+const CEILING_BATCHES = [KEEL_BATCH] as const;
 const workerScript = fileURLToPath(new globalThis.URL('./_pgWorker.ts', import.meta.url));
 const verbose = (line: string) => process.env.BENCH_VERBOSE && console.log(`  ${line}`);
 
@@ -244,33 +244,30 @@ export async function run(): Promise<TableRow[]> {
     const ours = median(rates.keel!);
     const name = `end-to-end jobs/s, postgres, concurrency ${concurrency}${workers > 1 ? `, ${workers} worker processes` : ''}`;
     keelAt[`${concurrency}/${workers}`] = ours;
-    const batched = median(rates['keel batched']!);
-    for (const [mine, mineRate, anchor, target] of [
-      ['keel batched', batched, 'graphile-worker batched', 1.5],
-      ['keel', ours, 'graphile-worker batched', 1],
-      ['keel', ours, 'graphile-worker', 1],
-      ['keel', ours, 'pg-boss', 2],
+    for (const [anchor, target] of [
+      ['graphile-worker batched', 1],
+      ['graphile-worker', 1],
+      ['pg-boss', 2],
     ] as const) {
       const theirs = median(rates[anchor]!);
       rows.push({
-        name: mine === 'keel' ? name : `${name}, batched (keel batchSize ${KEEL_BATCH})`,
-        opsPerSec: Math.round(mineRate),
+        name,
+        opsPerSec: Math.round(ours),
         vs: anchor === 'graphile-worker' ? 'graphile-worker (defaults)' : anchor,
         vsOpsPerSec: Math.round(theirs),
-        ratio: ratio(mineRate, theirs),
+        ratio: ratio(ours, theirs),
         target,
       });
     }
     for (const b of CEILING_BATCHES) {
       if (!ceilings[b]) continue;
       const top = median(ceilings[b]);
-      const mine = b === KEEL_BATCH ? batched : ours;
       rows.push({
-        name: b === KEEL_BATCH ? `${name}, batched (keel batchSize ${KEEL_BATCH})` : name,
-        opsPerSec: Math.round(mine),
+        name,
+        opsPerSec: Math.round(ours),
         vs: `ceiling: minimal SQL, claim ${b} + settle per batch, no runtime`,
         vsOpsPerSec: Math.round(top),
-        ratio: ratio(mine, top),
+        ratio: ratio(ours, top),
       });
     }
   }
@@ -286,20 +283,18 @@ export async function run(): Promise<TableRow[]> {
   });
 
   const drains: Partial<Record<Lib, Drain>> = {};
-  for (const lib of ['keel', 'keel batched', 'graphile-worker batched', 'pg-boss'] as const)
-    drains[lib] = await backlog(lib);
+  for (const lib of ['keel', 'graphile-worker batched', 'pg-boss'] as const) drains[lib] = await backlog(lib);
   const k = drains.keel!;
   const label = `deep backlog (${BACKLOG.toLocaleString('en')} enqueued, then drained at concurrency 8)`;
   for (const part of ['first', 'last'] as const) {
     for (const [mine, anchor] of [
       ['keel', 'graphile-worker batched'],
       ['keel', 'pg-boss'],
-      ['keel batched', 'graphile-worker batched'],
     ] as const) {
       const ours = drains[mine]![part];
       const theirs = drains[anchor]![part];
       rows.push({
-        name: `${label}${mine === 'keel' ? '' : `, batched (keel batchSize ${KEEL_BATCH})`}, jobs/s over the ${part} fifth`,
+        name: `${label}, jobs/s over the ${part} fifth`,
         opsPerSec: Math.round(ours),
         vs: anchor,
         vsOpsPerSec: Math.round(theirs),
