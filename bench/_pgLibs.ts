@@ -8,7 +8,9 @@ import { makeWorkerUtils, run as runGraphile } from 'graphile-worker';
 import PgBoss from 'pg-boss';
 import { createRuntime, postgresStore } from '../src/index.js';
 
-export const PG_URL = process.env.KEEL_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export { PG_URL } from './_pgTidy.js';
+
+import { PG_URL } from './_pgTidy.js';
 /**
  * `keel` and `graphile-worker` run in their defaults (keel's default `batchSize` cap of 500 is the size of
  * graphile-worker batched's local queue); `graphile-worker batched` in its documented high-throughput

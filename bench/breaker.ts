@@ -10,6 +10,7 @@
 import { ConsecutiveBreaker, circuitBreaker, handleAll } from 'cockatiel';
 import opossumImport from 'opossum';
 import { createRuntime, postgresStore } from '../src/index.js';
+import { PG_URL } from './_pgTidy.js';
 import { compare, compareHeap, type TableRow } from './harness.js';
 
 // CommonJS-typed: at runtime the default import is the class itself.
@@ -149,7 +150,7 @@ async function fleetRows(
   cockatielOpen: { execute: (f: () => Promise<number>) => Promise<number> },
   fn: () => Promise<number>,
 ): Promise<TableRow[]> {
-  const url = process.env.KEEL_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+  const url = PG_URL;
   const schema = `keel_bench_fleet_${process.pid}`;
   const rt = createRuntime({
     store: postgresStore({ connectionString: url, schema, poolSize: 2, connectTimeoutMs: 1000 }),

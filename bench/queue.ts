@@ -9,6 +9,15 @@
  * `addBulk`, its fastest path) and delete finished tasks. Also the enqueue
  * rate alone. Runs are interleaved (keel memory, keel sqlite, BullMQ, ...)
  * and the median of `BENCH_QUEUE_RUNS` (default 3) is kept.
+ *
+ * Retention (issue #16.2): SQLite end to end with the default retention (the
+ * last 1,000 succeeded tasks kept in the history table, pruned in the
+ * background) beside a queue that keeps nothing (`retention: { succeeded:
+ * { count: 0 } }`), aimed at >= 85%.
+ *
+ * Then (issue #15) keel alone: with priorities, with 10,000 groups and with a
+ * `globalConcurrency`, each against the plain queue on the same store in the
+ * same run (`_claimVariants.ts`).
  */
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
@@ -16,7 +25,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue as BullQueue, Worker as BullWorker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { createRuntime, memoryStore, sqliteStore } from '../src/index.js';
+import { createRuntime, memoryStore, type RetentionOptions, sqliteStore } from '../src/index.js';
+import { claimVariantRows } from './_claimVariants.js';
 import { median, ratio, type TableRow } from './harness.js';
 
 const N = Number(process.env.BENCH_QUEUE_N) || 20_000;
@@ -31,7 +41,10 @@ interface Timing {
 
 type Contender = (concurrency: number) => Promise<Timing>;
 
-function keel(kind: 'memory' | 'sqlite'): Contender {
+/** What "keep nothing" means for the retention rows: no succeeded task is kept in the history. */
+const KEEP_NOTHING: RetentionOptions = { succeeded: { count: 0 } };
+
+function keel(kind: 'memory' | 'sqlite', retention?: RetentionOptions): Contender {
   return async (concurrency) => {
     const path = join(tmpdir(), `keel-bench-queue-${process.pid}-${Date.now()}.db`);
     const rt = createRuntime({ store: kind === 'memory' ? memoryStore() : sqliteStore({ path }) });
@@ -39,6 +52,7 @@ function keel(kind: 'memory' | 'sqlite'): Contender {
     const q = rt.queue('bench', {
       concurrency,
       paused: true,
+      ...(retention !== undefined && { retention }),
       handler: () => {
         done++;
       },
@@ -131,6 +145,7 @@ export async function run(): Promise<TableRow[]> {
   const contenders: Record<string, Contender> = {
     'keel memory': keel('memory'),
     'keel sqlite': keel('sqlite'),
+    'keel sqlite keep-nothing': keel('sqlite', KEEP_NOTHING),
     bullmq: bullmq(),
   };
   const rows: TableRow[] = [];
@@ -168,6 +183,16 @@ export async function run(): Promise<TableRow[]> {
         target,
       });
     }
+    const kept = median(total['keel sqlite']!);
+    const none = median(total['keel sqlite keep-nothing']!);
+    rows.push({
+      name: `end-to-end tasks/s, sqlite default retention, concurrency ${concurrency}`,
+      opsPerSec: Math.round(kept),
+      vs: 'sqlite, retention keeps nothing',
+      vsOpsPerSec: Math.round(none),
+      ratio: ratio(kept, none),
+      target: 0.85,
+    });
   }
   const bullEnq = median(enqueue.bullmq!);
   for (const name of ['keel memory', 'keel sqlite']) {
@@ -180,5 +205,23 @@ export async function run(): Promise<TableRow[]> {
       ratio: ratio(ops, bullEnq),
     });
   }
+  // Issue #15: priorities, groups and a global limit against the plain queue (bench/_claimVariants.ts).
+  rows.push(...(await claimVariantRows('memory', () => ({ store: memoryStore() }), N, RUNS)));
+  rows.push(
+    ...(await claimVariantRows(
+      'sqlite',
+      () => {
+        const path = join(tmpdir(), `keel-bench-claim-${process.pid}-${Date.now()}.db`);
+        return {
+          store: sqliteStore({ path }),
+          dispose: () => {
+            for (const s of ['', '-wal', '-shm']) rmSync(path + s, { force: true });
+          },
+        };
+      },
+      N,
+      RUNS,
+    )),
+  );
   return rows;
 }

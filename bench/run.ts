@@ -6,12 +6,14 @@
  * benchmark cannot slow the next, heap readings get real GCs, and a module that
  * throws, crashes or hangs is reported while the others still run (the exit
  * code is then non-zero). The child prints the table and writes
- * `bench/results/<name>.json`.
+ * `bench/results/<name>.json`. First the Postgres catalogs are compacted
+ * (`_pgTidy.ts`), so runs on one machine compare.
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { PG_URL, tidyCatalogs } from './_pgTidy.js';
 import { printTable, type TableRow, writeResults } from './harness.js';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
@@ -86,6 +88,7 @@ async function main(): Promise<void> {
     return;
   }
   const names = asked.length > 0 ? asked : all;
+  await tidyCatalogs(PG_URL);
   const failed = runAll(names);
   const ok = names.length - failed.length;
   console.log(`\n${ok}/${names.length} benchmark(s) done${failed.length ? `; failed: ${failed.join(', ')}` : ''}`);

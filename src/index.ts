@@ -1,4 +1,17 @@
-export type { Bus, BusEvent, BusHandler, EventMap, HandlerFailure, PublishOptions } from './actors/bus/bus.js';
+export type {
+  Bus,
+  BusEvent,
+  BusHandler,
+  BusOptions,
+  Delivery,
+  DurableHandler,
+  DurableSubscribeOptions,
+  EventMap,
+  HandlerFailure,
+  PublishOptions,
+  RecordFailure,
+  TransactionalPublishOptions,
+} from './actors/bus/bus.js';
 export type {
   SagaChildStep,
   SagaOptions,
@@ -9,7 +22,10 @@ export type {
   SagaStep,
   StepContext,
 } from './actors/saga/definition.js';
+export type { SagaHistoryEntry } from './actors/saga/history.js';
+export type { SagaInfo, SagaListOptions, SagaPage } from './actors/saga/info.js';
 export type { SagaResult, SagaResults } from './actors/saga/result.js';
+export type { SagaRetentionOptions, SagaRetentionRule } from './actors/saga/retention.js';
 export type { ExecuteOptions } from './actors/saga/runner.js';
 export type { Clock } from './core/clock.js';
 export { systemClock } from './core/clock.js';
@@ -32,17 +48,47 @@ export type {
 } from './runtime/createRuntime.js';
 export { Runtime } from './runtime/createRuntime.js';
 export type {
+  CancelResult,
   DeadTask,
   EnqueueOptions,
+  ListQuery,
   Queue,
   QueueOptions,
   QueueStats,
+  RetentionOptions,
   Task,
   TaskEventPayload,
+  TaskInfo,
 } from './runtime/queues.js';
+export { DEFAULT_RETENTION } from './runtime/queues.js';
 export type { Saga } from './runtime/sagas.js';
+export type {
+  MissedPolicy,
+  Schedule,
+  ScheduleActor,
+  ScheduleFired,
+  ScheduleInfo,
+  ScheduleOptions,
+} from './runtime/schedules.js';
 export { memoryStore } from './stores/memory/store.js';
 export { type PostgresStore, type PostgresStoreOptions, postgresStore } from './stores/postgres/store.js';
-export type { SharedSagas } from './stores/sagaStore.js';
+export type { SagaOrder, SharedSagas } from './stores/sagaStore.js';
 export { type SqliteStoreOptions, sqliteStore } from './stores/sqlite/store.js';
-export type { BusBridge, Store, TaskRecord, TaskState, Transactional, Watchable } from './stores/store.js';
+export type {
+  BusBridge,
+  CancelWatchable,
+  DeadTaskRemoval,
+  FireResult,
+  QueuePauses,
+  Retention,
+  ScheduleRow,
+  Schedules,
+  Store,
+  TaskOrder,
+  TaskPage,
+  TaskQuery,
+  TaskRecord,
+  TaskState,
+  Transactional,
+  Watchable,
+} from './stores/store.js';

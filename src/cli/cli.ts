@@ -1,5 +1,6 @@
 import { catalog } from '../diagram/catalog.js';
 import { parseCommand, UsageError } from './args.js';
+import { consoleCommand } from './console.js';
 import { runDemo } from './demo.js';
 import { diagramCommand } from './diagram.js';
 import { inspectCommand } from './inspect.js';
@@ -15,6 +16,8 @@ commands:
   diagram <machine>    print a machine as a Mermaid state diagram
                        (${catalog.map((e) => e.name).join(', ')})
   inspect              serve the live viewer on localhost and run the demo in it
+  console              serve the console of a fleet sharing a Postgres schema
+                       (keel console --postgres <url> --schema <s>)
 
 options:
   -h, --help           help (also after a command: keel diagram --help)
@@ -50,6 +53,7 @@ const commands = new Map<string, Command>([
   ['demo', demoCommand],
   ['diagram', diagramCommand],
   ['inspect', inspectCommand],
+  ['console', consoleCommand],
 ]);
 
 /** Runs the `keel` command line; resolves with the exit code (2 for a usage mistake). */

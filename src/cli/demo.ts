@@ -30,7 +30,7 @@ export const scenarios: Scenario[] = [
     echoes: ['breaker'],
   },
   {
-    name: 'saga: checkout across orders, inventory and payments (a declined card is undone in reverse)',
+    name: 'saga: checkout across orders, inventory and payments (stock and card at once, then the payment webhook)',
     run: checkoutDemo,
     echoes: ['saga'],
   },

@@ -19,7 +19,9 @@ export type KeelErrorCode =
   | 'MISSING_DEPENDENCY'
   | 'BULKHEAD_FULL'
   | 'CANCELLED'
-  | 'SAGA_FINISHED';
+  | 'SAGA_FINISHED'
+  /** A closed queue's handle (`queue.close()`). */
+  | 'CLOSED';
 
 /** Every code keel throws, for exhaustive handling and the test that keeps this list true. */
 export const KEEL_ERROR_CODES: readonly KeelErrorCode[] = [
@@ -43,6 +45,7 @@ export const KEEL_ERROR_CODES: readonly KeelErrorCode[] = [
   'BULKHEAD_FULL',
   'CANCELLED',
   'SAGA_FINISHED',
+  'CLOSED',
 ];
 
 /** Base class of every error keel creates; `code` says what went wrong. */

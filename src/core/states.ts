@@ -4,7 +4,7 @@
  */
 
 /** Where a task is in its lifecycle (the states of `taskMachine`). */
-export type TaskState = 'pending' | 'active' | 'retrying' | 'succeeded' | 'dead';
+export type TaskState = 'pending' | 'active' | 'retrying' | 'succeeded' | 'dead' | 'cancelled';
 
 /** How far a saga got: `running`/`compensating` are unfinished; the rest are the machine's final states. */
 export type SagaRecordStatus = 'running' | 'compensating' | 'completed' | 'compensated' | 'failed' | 'cancelled';

@@ -14,6 +14,8 @@ export interface TaskAttemptInfo {
   readonly attempt: number;
   /** Milliseconds from when the task fell due (enqueue, delay or backoff end) to this start; undefined when the store does not say. */
   readonly waitedMs: number | undefined;
+  /** The trace context stored with the task at its enqueue (a W3C carrier as JSON), perhaps by another process. */
+  readonly trace?: string | undefined;
 }
 
 /** How an attempt ended, as the task's next state: `released` went back to pending without spending the attempt. */
@@ -42,16 +44,19 @@ export interface SagaStepInfo {
   readonly compensation: boolean;
   /** 1 on the first try. */
   readonly attempt: number;
+  /** The trace context stored with the saga at its `execute` (a W3C carrier as JSON), perhaps by another process. */
+  readonly trace?: string | undefined;
 }
 
 /** What patterns report to the telemetry layer. */
 export interface TelemetryHooks {
   /**
-   * Called in `enqueue`, in the caller's async context. What it returns, if
-   * anything, is called with the new task's id once it is stored (the trace
-   * context of the enqueue follows the task to its attempts).
+   * Called in `enqueue` and `execute`, in the caller's async context: the
+   * active trace context as text (a W3C `traceparent` carrier as JSON), or
+   * undefined when no span is active. The store keeps it with the task or saga,
+   * so the attempts' spans have the caller's span as parent in any process.
    */
-  taskEnqueueing?(queue: string): ((id: string) => void) | undefined;
+  traceContext?(): string | undefined;
   /** An attempt starts; the scope returned (if any) wraps the handler and hears how it ended. */
   taskAttempt?(info: TaskAttemptInfo): AttemptScope | undefined;
   /** Runs one attempt of a saga step or compensation (`run`) inside its span; settles as `run` does. */

@@ -3,7 +3,8 @@ import { breakerMachine } from '../machines/breaker.js';
 import { busMachine } from '../machines/bus.js';
 import { queueMachine } from '../machines/queue.js';
 import { runtimeMachine } from '../machines/runtime.js';
-import { createSagaMachine } from '../machines/saga.js';
+import { createSagaMachine, type SagaStepShape } from '../machines/saga.js';
+import { scheduleMachine } from '../machines/schedule.js';
 import { taskMachine } from '../machines/task.js';
 import { machineGraph } from './graph.js';
 import { layoutGraph } from './layout.js';
@@ -18,13 +19,28 @@ export interface CatalogEntry {
 }
 
 /**
- * Saga machines are generated per saga; the diagram shows the checkout of
- * `examples/checkout.ts` (the last step, processPayment, has nothing to undo).
+ * Saga machines are generated per saga; the diagram shows the webhook checkout
+ * of `examples/checkout.ts` (`checkoutWithWebhookSteps`): createOrder, then
+ * deductInventory and processPayment side by side (the parallel step
+ * reserveAndAuthorise), then the wait for the payment webhook, which can time
+ * out. The shape is what `rt.saga` derives from those steps (a test checks
+ * that the two machines match); it is written out here so the diagram layer
+ * does not import the CLI's scenarios.
  */
-const checkoutShape = [
-  { name: 'createOrder', compensable: true },
-  { name: 'deductInventory', compensable: true },
-  { name: 'processPayment', compensable: false },
+const checkoutShape: SagaStepShape[] = [
+  { name: 'createOrder', kind: 'run', canFail: true, compensable: true, undoOnFailure: false },
+  {
+    name: 'reserveAndAuthorise',
+    kind: 'run',
+    canFail: true,
+    compensable: false,
+    undoOnFailure: false,
+    parallel: [
+      { name: 'deductInventory', kind: 'run', canFail: true, compensable: true, undoOnFailure: false },
+      { name: 'processPayment', kind: 'run', canFail: true, compensable: true, undoOnFailure: false },
+    ],
+  },
+  { name: 'paymentConfirmed', kind: 'signal', canFail: true, compensable: false, undoOnFailure: false },
 ];
 
 /** Every machine with a diagram, in the order the README shows them. */
@@ -37,7 +53,7 @@ export const catalog: readonly CatalogEntry[] = [
   },
   {
     name: 'saga',
-    title: 'Saga (the checkout example)',
+    title: 'Saga (the checkout example: parallel reserve-and-authorise, payment webhook with a timeout)',
     caption: '`rt.saga(name, { steps })` generates this machine from its steps (system id `saga.<name>.<id>` per run).',
     machine: createSagaMachine('checkout', checkoutShape),
   },
@@ -53,6 +69,13 @@ export const catalog: readonly CatalogEntry[] = [
     caption:
       '`rt.queue(name)`: one actor per queue (system id `queue.<name>`), with one worker actor per unit of concurrency.',
     machine: queueMachine,
+  },
+  {
+    name: 'schedule',
+    title: 'Schedule',
+    caption:
+      '`rt.schedule(name, { cron | everyMs, queue })`: one actor per schedule (system id `schedule.<name>`); each wake-up moves the stored slot and enqueues its task in one transaction.',
+    machine: scheduleMachine,
   },
   {
     name: 'bus',

@@ -8,7 +8,7 @@ export interface TaskContext {
   attempt: number;
   /** `Infinity` for unlimited. */
   maxAttempts: number;
-  /** The backoff chosen for the current retry (jitter is the queue's business, not the machine's). */
+  /** The wait chosen for the current retry: a backoff, or a breaker's retry time (jitter is the queue's business, not the machine's). */
   delayMs: number;
 }
 
@@ -22,18 +22,25 @@ export type TaskEvent =
   | { type: 'fail'; delayMs: number }
   /** The handler threw a `NonRetryableError`, or the payload cannot be read. */
   | { type: 'reject' }
-  /** The queue's breaker is open: wait for it without spending the attempt. */
-  | { type: 'defer' }
+  /**
+   * The queue's breaker is open: wait `delayMs` (its retry time; default 0)
+   * without spending the attempt, as a retrying task, so the task keeps its group's slot.
+   */
+  | { type: 'defer'; delayMs?: number }
   /** The runtime is stopping: back to pending, the attempt is not spent. */
   | { type: 'release' }
   /** The worker vanished (its lease ran out): handed out again, or dead when it used its attempts. */
   | { type: 'leaseExpired' }
   /** An operator put a dead task back. */
-  | { type: 'redrive' };
+  | { type: 'redrive' }
+  /** `queue.cancel(id)`: a waiting task never runs; a running one's signal aborts. */
+  | { type: 'cancel' };
 
 /**
  * The task lifecycle: `pending → active → succeeded`, `active → retrying →
- * pending`, `active → dead`, plus lease expiry, release, deferral and redrive.
+ * pending` (a failure's backoff, or a breaker deferral that gives the attempt
+ * back), `active → dead`, plus lease expiry, release, redrive and
+ * cancel (`pending | active | retrying → cancelled`, final: never retried, not dead).
  *
  * There is no actor per task: a queue runs tens of thousands of tasks per
  * second and an actor send costs about 2 µs. Instead this pure definition is
@@ -55,7 +62,9 @@ export const taskMachine = setup({
   actions: {
     spendAttempt: assign({ attempt: ({ context }) => context.attempt + 1 }),
     refundAttempt: assign({ attempt: ({ context }) => Math.max(0, context.attempt - 1) }),
-    scheduleRetry: assign({ delayMs: ({ event }) => (event.type === 'fail' ? event.delayMs : 0) }),
+    scheduleRetry: assign({
+      delayMs: ({ event }) => (event.type === 'fail' || event.type === 'defer' ? (event.delayMs ?? 0) : 0),
+    }),
     resetAttempts: assign({ attempt: 0 }),
   },
   delays: {
@@ -71,22 +80,27 @@ export const taskMachine = setup({
   }),
   states: {
     pending: {
-      on: { claim: { target: 'active', actions: 'spendAttempt' } },
+      on: { claim: { target: 'active', actions: 'spendAttempt' }, cancel: { target: 'cancelled' } },
     },
     active: {
       on: {
         succeed: { target: 'succeeded' },
         fail: [{ guard: 'hasAttemptsLeft', target: 'retrying', actions: 'scheduleRetry' }, { target: 'dead' }],
         reject: { target: 'dead' },
-        defer: { target: 'pending', actions: 'refundAttempt' },
+        // Waits like a backoff (not back to pending): a waiting retry holds its group's slot, so with
+        // groupConcurrency 1 a later task of the group cannot overtake it in another process.
+        defer: { target: 'retrying', actions: ['refundAttempt', 'scheduleRetry'] },
         release: { target: 'pending', actions: 'refundAttempt' },
         leaseExpired: [{ guard: 'hasAttemptsLeft', target: 'pending' }, { target: 'dead' }],
+        cancel: { target: 'cancelled' },
       },
     },
     retrying: {
       after: { backoff: { target: 'pending' } },
+      on: { cancel: { target: 'cancelled' } },
     },
     succeeded: { type: 'final' },
+    cancelled: { type: 'final' },
     dead: {
       on: { redrive: { target: 'pending', actions: 'resetAttempts' } },
     },

@@ -37,8 +37,15 @@ export function breakerFor(rt: RuntimeParts, name: string, options?: BreakerOpti
   const { breaker, component } = createBreaker(rt.host, name, resolved ?? resolveBreakerOptions(name), () => {
     // Only this breaker: a new one of the same name may already be registered.
     if (map.get(name) === breaker) map.delete(name);
+    // Its component would otherwise stay in the runtime's list until stop (a leak for breakers made per tenant).
+    rt.removeComponent(component);
   });
   rt.addComponent(component);
   registry.set(name, breaker);
   return breaker;
+}
+
+/** The breakers of `rt` so far, by name (the console acts on them). */
+export function breakersOf(rt: RuntimeParts): ReadonlyMap<string, Breaker> {
+  return registries.get(rt) ?? new Map();
 }

@@ -1,6 +1,8 @@
 import type { AnyActorLogic, AnyActorRef, InspectionEvent, Observer } from 'xstate';
 import { createActor, fromPromise } from 'xstate';
 import { type Bus, busLogic, EventBus, type EventMap } from '../actors/bus/bus.js';
+import { DurableSubscriptions } from '../actors/bus/durable.js';
+import { type BusOptions, resolveBusOptions } from '../actors/bus/durableOptions.js';
 import type { Component, Host, LifecycleState } from '../actors/host.js';
 import type { SagaOptions, SagaStep } from '../actors/saga/definition.js';
 import { type Clock, systemClock } from '../core/clock.js';
@@ -14,6 +16,7 @@ import { isBusBridge, type Store } from '../stores/store.js';
 import { type Breaker, type BreakerOptions, breakerFor } from './breakers.js';
 import { type Queue, type QueueOptions, queueFor } from './queues.js';
 import { type Saga, sagaFor } from './sagas.js';
+import { listSchedules, type Schedule, type ScheduleInfo, type ScheduleOptions, scheduleFor } from './schedules.js';
 
 /** Options of `createRuntime`. */
 export interface RuntimeOptions {
@@ -36,6 +39,8 @@ export interface RuntimeOptions {
    * `rt.metrics.scrape()`; `{ port }` also serves `/metrics` on its own port (127.0.0.1 unless `host`).
    */
   metrics?: boolean | MetricsOptions;
+  /** The bus's durable subscriptions: `{ retentionMs }` of the event log (default 7 days), `{ refreshMs }` (default 1000). */
+  bus?: BusOptions;
 }
 
 /** Options of `createRuntime({ metrics })`. */
@@ -72,6 +77,12 @@ export interface ViewerOptions {
   port?: number;
   /** Interface to bind; default 127.0.0.1. */
   host?: string;
+  /**
+   * Turns on the console's operator actions (redrive, delete, cancel, pause, isolate...): each request must
+   * carry it (`Authorization: Bearer <token>`) and come from the viewer's own page. Without it the viewer is
+   * read-only. At least 16 characters.
+   */
+  adminToken?: string;
   /** Events kept per actor. */
   events?: number;
   /** Finished actors (done, stopped) kept per runtime; live ones are always kept. */
@@ -132,7 +143,7 @@ export interface SpawnOptions {
 
 type RuntimeSnapshot = ReturnType<ReturnType<typeof createActor<typeof runtimeMachine>>['getSnapshot']>;
 
-const RUNTIME_OPTIONS = ['store', 'clock', 'inspect', 'onError', 'viewer', 'metrics'];
+const RUNTIME_OPTIONS = ['store', 'clock', 'inspect', 'onError', 'viewer', 'metrics', 'bus'];
 
 let spawnCount = 0;
 
@@ -166,6 +177,7 @@ export class Runtime<E extends EventMap = Record<string, any>> {
     new OptionReader('createRuntime', options, RUNTIME_OPTIONS, 'a createRuntime option');
     checkStore(options.store);
     checkClock(options.clock);
+    const busOptions = resolveBusOptions(options.bus);
     if (options.inspect !== undefined && typeof options.inspect !== 'function' && typeof options.inspect !== 'object') {
       throw invalidOptions('createRuntime', 'inspect', 'must be a function or an observer object');
     }
@@ -208,6 +220,25 @@ export class Runtime<E extends EventMap = Record<string, any>> {
     const telemetry = telemetrySupport?.attach(this, options.metrics);
     this.metrics = telemetry?.metrics;
     this.host = this.makeHost(report, telemetry?.hooks);
+    // Durable subscriptions (issue #16.5): started first, stopped last (after their queues).
+    const self = this;
+    const durable: DurableSubscriptions = new DurableSubscriptions(
+      {
+        store: this.store,
+        clock: this.clock,
+        report,
+        whenRunning: (what) => this.whenRunning(what),
+        publish: (topic, payload) => this.eventBus.publish(topic as keyof E & string, payload as E[keyof E & string]),
+        get state() {
+          return self.state;
+        },
+        queue: (name, o) => this.queue(name, o),
+      },
+      busOptions,
+      (record) => setRecorder(record),
+    );
+    const setRecorder = this.eventBus.attachDurable(durable);
+    this.addComponent(durable.component);
     for (const fn of watchers) fn(this);
     this.viewer = options.viewer === undefined ? undefined : viewerSupport?.attach(this, options.viewer);
     this.system.start();
@@ -265,6 +296,20 @@ export class Runtime<E extends EventMap = Record<string, any>> {
     return sagaFor(this, name, options);
   }
 
+  /**
+   * Enqueues one task on `options.queue` per slot of a cron expression or an
+   * interval, exactly once per slot across every process sharing the store.
+   * The same name with another definition replaces the schedule.
+   */
+  schedule(name: string, options: ScheduleOptions): Schedule {
+    return scheduleFor(this, name, options);
+  }
+
+  /** Every schedule in the store, with the next slot each one will handle. */
+  schedules(): Promise<ScheduleInfo[]> {
+    return listSchedules(this);
+  }
+
   /** Spawns an actor into the runtime's system (a child of the root); it can publish and subscribe through the bus. */
   spawn<L extends AnyActorLogic>(logic: L, options: SpawnOptions = {}): AnyActorRef {
     const id = options.id ?? `actor-${++spawnCount}`;
@@ -301,6 +346,12 @@ export class Runtime<E extends EventMap = Record<string, any>> {
     this.components.push(component);
     if (this.state === 'running')
       void component.start?.().catch((e) => this.report(e, `${component.kind} '${component.name}' failed to start`));
+  }
+
+  /** @internal forgets a component that ended before the runtime (a closed queue, a removed schedule). */
+  removeComponent(component: Component): void {
+    const i = this.components.indexOf(component);
+    if (i >= 0) this.components.splice(i, 1);
   }
 
   /** @internal a failure with no caller to throw to. */

@@ -7,4 +7,6 @@ export interface RuntimeParts {
   readonly host: Host & { breaker(name: string): Breaker };
   /** Registers work that starts with the runtime and finishes before it stops. */
   addComponent(component: Component): void;
+  /** Forgets a component that ended before the runtime (a closed queue, a removed schedule). */
+  removeComponent(component: Component): void;
 }

@@ -7,7 +7,9 @@ import type { RuntimeParts } from './parts.js';
 export type { Task, TaskEventPayload } from '../actors/queue/engine.js';
 export type { EnqueueOptions, QueueOptions } from '../actors/queue/options.js';
 export type { DeadTask, Queue } from '../actors/queue/queue.js';
-export type { QueueStats } from '../stores/store.js';
+export { DEFAULT_RETENTION, type RetentionOptions } from '../actors/queue/retention.js';
+export type { ListQuery, TaskInfo } from '../actors/queue/taskInfo.js';
+export type { CancelResult, QueueStats } from '../stores/store.js';
 
 const registries = new WeakMap<RuntimeParts, Map<string, Queue>>();
 
@@ -26,8 +28,18 @@ export function queueFor(rt: RuntimeParts, name: string, options?: QueueOptions)
     }
     return existing;
   }
-  const { queue, component } = createQueue(rt.host, name, resolveQueueOptions(name, options ?? {}));
+  const map = registry;
+  const { queue, component } = createQueue(rt.host, name, resolveQueueOptions(name, options ?? {}), (closed) => {
+    // Only this queue: a new one of the same name may already be registered.
+    if (map.get(name) === queue) map.delete(name);
+    rt.removeComponent(closed);
+  });
   rt.addComponent(component);
   registry.set(name, queue);
   return queue;
+}
+
+/** The queues created in `rt` so far, by name (the console acts on them). */
+export function queuesOf(rt: RuntimeParts): ReadonlyMap<string, Queue> {
+  return registries.get(rt) ?? new Map();
 }

@@ -44,5 +44,16 @@ export function sagaFor<const TSteps extends readonly SagaStep[]>(
   const all = sagas;
   const { saga, component } = createSaga<TSteps>(rt.host, def, family, (n) => all.get(n));
   rt.addComponent(component);
+  let named = handles.get(rt);
+  if (!named) handles.set(rt, (named = new Map()));
+  named.set(name, saga as unknown as Saga);
   return saga;
+}
+
+/** Per runtime, the newest handle of each saga name (the console acts through it). */
+const handles = new WeakMap<RuntimeParts, Map<string, Saga>>();
+
+/** The sagas registered in `rt` so far, by name: the newest version's handle (signal and cancel reach every version). */
+export function sagasOf(rt: RuntimeParts): ReadonlyMap<string, Saga> {
+  return handles.get(rt) ?? new Map();
 }

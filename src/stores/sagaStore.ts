@@ -19,6 +19,54 @@ export interface SagaRecord {
   notBefore: number | undefined;
   createdAt: number;
   updatedAt: number;
+  /** The trace context of the `execute` that started it (W3C carrier as JSON): a resumed saga's spans keep that parent. */
+  trace?: string;
+  /**
+   * Every state the saga went through, as a JSON array of `SagaHistoryEntry`;
+   * written with the checkpoint in the same save. Absent on records written before it was kept.
+   */
+  history?: string | undefined;
+  /**
+   * The attempts of the parallel branches in flight (`{ [step]: { attempt, notBefore } }`, JSON),
+   * so a crash during a branch's retries resumes its attempt count and backoff. Absent when none.
+   */
+  branches?: string | undefined;
+}
+
+/** One state a saga went through (see `saga.get`). */
+export interface SagaHistoryEntry {
+  /** The machine state as a dotted path (`running.createOrder`, `compensating.createOrder`, `completed`). */
+  state: string;
+  /** When the saga reached it (runtime clock, epoch ms). */
+  at: number;
+  /** The attempt of the step in that state (1-based); absent in final states. */
+  attempt?: number;
+  /** The error that led here: a failed attempt before a retry, a failed step before compensating, how it ended. */
+  error?: unknown;
+}
+
+/** Which records `listSagas` returns: newest first (`createdAt`, then `id`, descending) unless `order` is `oldest`. */
+export interface SagaListQuery {
+  status?: SagaRecordStatus | undefined;
+  limit: number;
+  /** Only records strictly past this position in the page's order (the last record of the previous page). */
+  after?: { createdAt: number; id: string } | undefined;
+  /** `newest` (default) or `oldest` first. */
+  order?: SagaOrder | undefined;
+}
+
+/** The order of a saga list: by `createdAt`, then `id`. */
+export type SagaOrder = 'newest' | 'oldest';
+
+/** Which finished records of one status `pruneSagas` deletes. */
+export interface SagaPruneRule {
+  status: SagaRecordStatus;
+  /** Keep the newest `keep` (by `updatedAt`, the time it finished); undefined keeps any number. */
+  keep: number | undefined;
+  /** Delete those that finished before this time; undefined deletes none for age. */
+  before: number | undefined;
+  /** Delete at most this many in this call (small batches never hold the store for long). */
+  limit: number;
 }
 
 /**
@@ -51,6 +99,13 @@ export interface SagaStore {
   sendSagaSignal(signal: Omit<SagaSignal, 'seq'>): Promise<void>;
   /** The signals kept for the sagas `ids` of `saga`, in the order they were sent. */
   sagaSignals(saga: string, ids: readonly string[]): Promise<SagaSignal[]>;
+  /** One page of the records of `saga`, newest first (or oldest, as asked), by an index (keyset pagination, no OFFSET). */
+  listSagas(saga: string, query: SagaListQuery): Promise<SagaRecord[]>;
+  /**
+   * Deletes finished records of `saga` that `rule` does not keep (at most `rule.limit`).
+   * `busy` when another process prunes this store right now (nothing was deleted; try later).
+   */
+  pruneSagas(saga: string, rule: SagaPruneRule): Promise<{ deleted: number; busy: boolean }>;
 }
 
 /**

@@ -7,9 +7,7 @@ import type {
   TaskAttemptInfo,
 } from '../core/telemetry.js';
 import type { Runtime } from '../runtime/createRuntime.js';
-
-/** Seconds: a handler or a call of 1 ms up to a saga or a backlog of an hour. */
-const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
+import { type Made, METRICS, makeMetrics } from './metricSpecs.js';
 
 /** The bus topics' last token for a task, as the `outcome` label counts it. */
 const TASK_OUTCOMES: Record<string, string> = {
@@ -19,7 +17,6 @@ const TASK_OUTCOMES: Record<string, string> = {
   cancelled: 'cancelled',
 };
 const SAGA_ENDS = new Set(['completed', 'compensated', 'failed', 'cancelled']);
-const BREAKER_STATES = ['closed', 'open', 'halfOpen', 'isolated'] as const;
 
 /** Saga start times kept for the duration histogram; beyond, the oldest are forgotten (runs finished elsewhere). */
 const MAX_OPEN_SAGAS = 10_000;
@@ -27,14 +24,7 @@ const MAX_OPEN_SAGAS = 10_000;
 /** The metrics of one runtime, in a registry of its own (two runtimes in one process do not collide). */
 export class RuntimeMetricSet {
   readonly registry: Prom.Registry;
-  private readonly tasks: Prom.Counter;
-  private readonly taskRun: Prom.Histogram;
-  private readonly taskWait: Prom.Histogram;
-  private readonly sagas: Prom.Counter;
-  private readonly sagaDuration: Prom.Histogram;
-  private readonly breakerTransitions: Prom.Counter;
-  private readonly breakerRefusals: Prom.Counter;
-  private readonly breakerCalls: Prom.Histogram;
+  private readonly m: Made<typeof METRICS>;
   /** `<saga>\0<sagaId>` → when this process saw it start (runtime clock). */
   private readonly sagaStarts = new Map<string, number>();
   private readonly offs: Array<() => void> = [];
@@ -43,83 +33,10 @@ export class RuntimeMetricSet {
     client: typeof Prom,
     private readonly rt: Runtime<any>,
   ) {
-    const registers = [(this.registry = new client.Registry())];
-    this.tasks = new client.Counter({
-      name: 'keel_tasks_total',
-      help: 'Task outcomes stored, by queue: succeeded, retried (an attempt failed, another follows), dead, cancelled.',
-      labelNames: ['queue', 'outcome'],
-      registers,
-    });
-    this.taskRun = new client.Histogram({
-      name: 'keel_task_run_seconds',
-      help: "Run time of a task attempt's handler, by queue and what the attempt led to.",
-      labelNames: ['queue', 'outcome'],
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
-    this.taskWait = new client.Histogram({
-      name: 'keel_task_wait_seconds',
-      help: 'Time from when a task fell due (enqueued, delay or backoff over) to the start of its attempt.',
-      labelNames: ['queue'],
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
-    const self = this;
-    new client.Gauge({
-      name: 'keel_tasks',
-      help: 'Tasks by queue and state, as the store counts them at scrape time.',
-      labelNames: ['queue', 'state'],
-      registers,
-      async collect() {
-        this.reset();
-        for (const [queue, stats] of await self.queueStats()) {
-          for (const [state, n] of Object.entries(stats)) this.set({ queue, state }, n);
-        }
-      },
-    });
-    this.sagas = new client.Counter({
-      name: 'keel_sagas_total',
-      help: 'Saga runs by saga and outcome: started, completed, compensated, failed, cancelled.',
-      labelNames: ['saga', 'outcome'],
-      registers,
-    });
-    this.sagaDuration = new client.Histogram({
-      name: 'keel_saga_duration_seconds',
-      help: 'Time from the start of a saga run seen by this process to its end, by saga and outcome.',
-      labelNames: ['saga', 'outcome'],
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
-    this.breakerTransitions = new client.Counter({
-      name: 'keel_breaker_transitions_total',
-      help: 'Circuit breaker state changes, by breaker and the state entered (open, halfOpen, closed, isolated).',
-      labelNames: ['breaker', 'state'],
-      registers,
-    });
-    this.breakerRefusals = new client.Counter({
-      name: 'keel_breaker_refusals_total',
-      help: 'Calls a breaker refused, by breaker and why: open, halfOpen (no trial slot), isolated, bulkhead (full).',
-      labelNames: ['breaker', 'reason'],
-      registers,
-    });
-    this.breakerCalls = new client.Histogram({
-      name: 'keel_breaker_call_seconds',
-      help: 'Latency of calls a breaker admitted, by breaker and outcome: success, failure, timeout, ignored.',
-      labelNames: ['breaker', 'outcome'],
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
-    new client.Gauge({
-      name: 'keel_breaker_state',
-      help: 'Circuit breaker state at scrape time: 1 for the current state of each breaker, 0 for the others.',
-      labelNames: ['breaker', 'state'],
-      registers,
-      collect() {
-        this.reset();
-        for (const [breaker, current] of self.breakerStates()) {
-          for (const state of BREAKER_STATES) this.set({ breaker, state }, state === current ? 1 : 0);
-        }
-      },
+    this.registry = new client.Registry();
+    this.m = makeMetrics(client, this.registry, METRICS, {
+      queueStats: () => this.queueStats(),
+      breakerStates: () => this.breakerStates(),
     });
     this.listen();
   }
@@ -132,16 +49,16 @@ export class RuntimeMetricSet {
 
   /** An attempt starts: its wait is observed now, its run time when it ends. */
   attempt(info: TaskAttemptInfo): AttemptScope {
-    if (info.waitedMs !== undefined) this.taskWait.observe({ queue: info.queue }, info.waitedMs / 1000);
-    return new MeasuredAttempt(this.taskRun, info.queue);
+    if (info.waitedMs !== undefined) this.m.taskWait.observe({ queue: info.queue }, info.waitedMs / 1000);
+    return new MeasuredAttempt(this.m.taskRun, info.queue);
   }
 
   breakerCall(breaker: string, ms: number, outcome: BreakerCallOutcome): void {
-    this.breakerCalls.observe({ breaker, outcome }, ms / 1000);
+    this.m.breakerCalls.observe({ breaker, outcome }, ms / 1000);
   }
 
   breakerRefused(breaker: string, reason: BreakerRefusal): void {
-    this.breakerRefusals.inc({ breaker, reason });
+    this.m.breakerRefusals.inc({ breaker, reason });
   }
 
   /** Outcomes are counted from the bus: what was stored and announced, whichever process ran the attempt here. */
@@ -151,13 +68,13 @@ export class RuntimeMetricSet {
       bus.subscribe('task.>', (payload: { queue?: unknown }, event) => {
         const outcome = TASK_OUTCOMES[lastToken(event.type)];
         if (outcome !== undefined && typeof payload?.queue === 'string')
-          this.tasks.inc({ queue: payload.queue, outcome });
+          this.m.tasks.inc({ queue: payload.queue, outcome });
       }),
       bus.subscribe('saga.>', (payload: { sagaId?: unknown }, event) => this.sagaEvent(event.type, payload?.sagaId)),
       bus.subscribe('breaker.>', (payload: { breaker?: unknown; state?: unknown }) => {
         // Also `fleetJoined` / `fleetLost`, which carry no state: not transitions of the machine.
         if (typeof payload?.breaker === 'string' && typeof payload.state === 'string') {
-          this.breakerTransitions.inc({ breaker: payload.breaker, state: payload.state });
+          this.m.breakerTransitions.inc({ breaker: payload.breaker, state: payload.state });
         }
       }),
     );
@@ -170,18 +87,18 @@ export class RuntimeMetricSet {
     if (saga === '' || typeof sagaId !== 'string') return;
     const key = `${saga}\0${sagaId}`;
     if (what === 'started') {
-      this.sagas.inc({ saga, outcome: 'started' });
+      this.m.sagas.inc({ saga, outcome: 'started' });
       this.sagaStarts.delete(key);
       this.sagaStarts.set(key, this.rt.clock.now());
       if (this.sagaStarts.size > MAX_OPEN_SAGAS) this.sagaStarts.delete(this.sagaStarts.keys().next().value as string);
       return;
     }
     if (!SAGA_ENDS.has(what)) return;
-    this.sagas.inc({ saga, outcome: what });
+    this.m.sagas.inc({ saga, outcome: what });
     const start = this.sagaStarts.get(key);
     if (start === undefined) return;
     this.sagaStarts.delete(key);
-    this.sagaDuration.observe({ saga, outcome: what }, (this.rt.clock.now() - start) / 1000);
+    this.m.sagaDuration.observe({ saga, outcome: what }, (this.rt.clock.now() - start) / 1000);
   }
 
   /** Every queue of the runtime with its counts; none unless it runs (the store is open). */

@@ -81,7 +81,7 @@ function hooksOf(tracing: TaskTracing | undefined, set: RuntimeMetricSet | undef
   if (!tracing && !set) return undefined;
   const hooks: TelemetryHooks = {};
   if (tracing) {
-    hooks.taskEnqueueing = (queue) => tracing.enqueueing(queue);
+    hooks.traceContext = () => tracing.traceContext();
     hooks.sagaStep = (info, run) => tracing.sagaStep(info, run);
   }
   if (tracing && set) {

@@ -1,43 +1,49 @@
 import type * as Otel from '@opentelemetry/api';
 import type { AttemptOutcome, AttemptScope, SagaStepInfo, TaskAttemptInfo } from '../core/telemetry.js';
-
-/** Enqueue contexts kept for tasks not finished yet; beyond, the oldest go (tasks another process finished). */
-const MAX_CARRIED = 10_000;
+import { extractTrace, injectTrace } from './traceContext.js';
 
 /**
- * Task spans through `@opentelemetry/api`: one CONSUMER span per attempt,
- * whose parent is the trace context that was active when the task was
- * enqueued in this process (none: a new trace). Without an SDK the API hands
- * out non-recording spans and this costs next to nothing.
+ * Task and saga spans through `@opentelemetry/api`: one CONSUMER span per task
+ * attempt and one span per saga step attempt. Their parent is the span that was
+ * active at the `enqueue` / `execute`, whose context the store keeps with the
+ * task or saga (`traceContext`), so the link holds in whichever process claims
+ * the task or resumes the saga. Without an SDK the API hands out non-recording
+ * spans and this costs next to nothing.
  */
 export class TaskTracing {
   private readonly tracer: Otel.Tracer;
-  /** `<queue>\0<id>` → the context of its enqueue, until the task succeeds or dies. */
-  private readonly carried = new Map<string, Otel.Context>();
 
   constructor(private readonly api: typeof Otel) {
     // A proxy: an SDK registered later (or never) is the one that records.
     this.tracer = api.trace.getTracer('keel');
   }
 
-  /** In the enqueue's async context: the context to carry, if it holds a span. */
-  enqueueing(queue: string): ((id: string) => void) | undefined {
-    const ctx = this.api.context.active();
-    if (this.api.trace.getSpanContext(ctx) === undefined) return undefined;
-    return (id) => {
-      const { carried } = this;
-      carried.set(`${queue}\0${id}`, ctx);
-      if (carried.size > MAX_CARRIED) carried.delete(carried.keys().next().value as string);
-    };
+  /**
+   * True while no SDK is registered (the global provider is the API's proxy
+   * with no delegate): then a span could neither record nor carry anything new,
+   * and an attempt or step with no stored parent skips the span altogether.
+   * Asked per span, so an SDK registered later is used from its first span on.
+   */
+  private noSdk(): boolean {
+    const provider = this.api.trace.getTracerProvider();
+    return provider instanceof this.api.ProxyTracerProvider && provider.getDelegateTracer('keel') === undefined;
+  }
+
+  /** In the caller's async context: its trace context as text for the store, or undefined when no span is active. */
+  traceContext(): string | undefined {
+    return injectTrace(this.api, this.api.context.active());
   }
 
   /**
    * One attempt of a saga step or compensation in a span of its own. Its parent
-   * is the active context: the saga runs in the async context of its `execute`
-   * (a saga resumed at `rt.start()`, in that of the start).
+   * is the context stored with the saga at its `execute` (also when another
+   * process resumes it); a saga stored without one (its execute ran outside any
+   * span) takes the active context, that of its `execute` or of `rt.start()`.
    */
   sagaStep<T>(info: SagaStepInfo, run: () => T | PromiseLike<T>): Promise<T> {
     const { api } = this;
+    if (info.trace === undefined && this.noSdk()) return (async () => run())();
+    const parent = (info.trace !== undefined ? extractTrace(api, info.trace) : undefined) ?? api.context.active();
     const name = `${info.saga} ${info.compensation ? 'compensate' : 'step'} ${info.step}`;
     const attributes = {
       'keel.saga.name': info.saga,
@@ -46,7 +52,7 @@ export class TaskTracing {
       'keel.saga.compensation': info.compensation,
       'keel.saga.attempt': info.attempt,
     };
-    return this.tracer.startActiveSpan(name, { attributes }, async (span) => {
+    return this.tracer.startActiveSpan(name, { attributes }, parent, async (span) => {
       try {
         return await run();
       } catch (error) {
@@ -58,11 +64,15 @@ export class TaskTracing {
     });
   }
 
-  /** An attempt's span, its parent the enqueue's context; the handler runs inside it. */
+  /**
+   * An attempt's span, its parent the enqueue's context as stored with the task
+   * (none: a new trace, never the context the workers happen to run in); the
+   * handler runs inside it.
+   */
   attempt(info: TaskAttemptInfo): AttemptScope {
     const { api } = this;
-    const key = this.carried.size > 0 ? `${info.queue}\0${info.id}` : undefined;
-    const parent = (key !== undefined ? this.carried.get(key) : undefined) ?? api.ROOT_CONTEXT;
+    if (info.trace === undefined && this.noSdk()) return NO_SPAN;
+    const parent = (info.trace !== undefined ? extractTrace(api, info.trace) : undefined) ?? api.ROOT_CONTEXT;
     const span = this.tracer.startSpan(
       `${info.queue} process`,
       {
@@ -79,7 +89,7 @@ export class TaskTracing {
     );
     // Non-recording and nothing to carry: entering a context would only cost (no SDK installed).
     const ctx = span.isRecording() || parent !== api.ROOT_CONTEXT ? api.trace.setSpan(parent, span) : undefined;
-    return new TaskSpan(api, this.carried, key, span, ctx);
+    return new TaskSpan(api, span, ctx);
   }
 }
 
@@ -90,8 +100,6 @@ export class TaskTracing {
 class TaskSpan implements AttemptScope {
   constructor(
     private readonly api: typeof Otel,
-    private readonly carried: Map<string, Otel.Context>,
-    private readonly key: string | undefined,
     private readonly span: Otel.Span,
     /** The context the handler runs in; undefined: no SDK records and nothing was carried, so none is entered. */
     private readonly ctx: Otel.Context | undefined,
@@ -102,12 +110,17 @@ class TaskSpan implements AttemptScope {
   }
 
   end(outcome: AttemptOutcome, _ms: number, error?: unknown): void {
-    if (this.key !== undefined && (outcome === 'succeeded' || outcome === 'dead')) this.carried.delete(this.key);
     this.span.setAttribute('keel.task.outcome', outcome);
     if (error !== undefined) failed(this.api, this.span, error);
     this.span.end();
   }
 }
+
+/** An attempt with no SDK and no stored parent: the handler runs as it is. */
+const NO_SPAN: AttemptScope = {
+  run: (fn) => fn(),
+  end: () => {},
+};
 
 /** Marks a span failed with what was thrown (an `exception` event when it is an Error). */
 function failed(api: typeof Otel, span: Otel.Span, error: unknown): void {

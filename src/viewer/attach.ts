@@ -4,6 +4,7 @@ import { describeValue } from '../core/options.js';
 import type { MetricsSource } from '../core/telemetry.js';
 import type { Runtime, ViewerOptions as RuntimeViewerOptions } from '../runtime/createRuntime.js';
 import { type HubLimits, ViewerHub } from './hub.js';
+import { runtimeOps } from './runtimeOps.js';
 import { serveViewer, type ViewerServer } from './server.js';
 
 /** Options of the live viewer (`createRuntime({ viewer })`, `attachViewer`). */
@@ -42,6 +43,29 @@ export function checkViewerOptions(options: unknown): asserts options is ViewerO
       `must be a host name or IP address like '127.0.0.1', 'localhost' or '::1', got ${describeValue(host)}`,
     );
   }
+  checkAdminToken('createRuntime', 'viewer.adminToken', (options as ViewerOptions).adminToken);
+}
+
+/** The shortest admin token accepted: a guessable token would let anyone who can reach the port act. */
+export const MIN_ADMIN_TOKEN = 16;
+
+/** Throws `INVALID_OPTIONS` unless `token` is undefined or a usable admin token (never echoing a secret). */
+export function checkAdminToken(owner: string, option: string, token: unknown): void {
+  if (token === undefined) return;
+  if (typeof token !== 'string') {
+    throw invalidOptions(
+      owner,
+      option,
+      `must be a string of at least ${MIN_ADMIN_TOKEN} characters, got ${describeValue(token)}`,
+    );
+  }
+  if (token.length < MIN_ADMIN_TOKEN || /\s/.test(token)) {
+    throw invalidOptions(
+      owner,
+      option,
+      `must be at least ${MIN_ADMIN_TOKEN} characters without spaces, got one of ${token.length} characters${/\s/.test(token) ? ' with spaces' : ''}`,
+    );
+  }
 }
 
 let runtimeCount = 0;
@@ -50,6 +74,9 @@ let runtimeCount = 0;
 export function createViewer(options: ViewerOptions = {}, metrics?: MetricsSource): Viewer {
   checkViewerOptions(options);
   const hub = new ViewerHub(options);
+  // The runtimes shown, by label: the operations panel reads and acts on the running ones.
+  const runtimes = new Map<string, Runtime<any>>();
+  const ops = runtimeOps(() => runtimes);
   let server: Promise<ViewerServer> | undefined;
   let listening: ViewerServer | undefined;
   return {
@@ -62,12 +89,15 @@ export function createViewer(options: ViewerOptions = {}, metrics?: MetricsSourc
         port: options.port ?? 0,
         ...(options.host ? { host: options.host } : {}),
         ...(metrics && { metrics }),
+        ops,
+        ...(options.adminToken !== undefined && { adminToken: options.adminToken }),
       });
       listening = await server;
       return listening.url;
     },
     watch(rt, label = `runtime ${++runtimeCount}`) {
-      watchRuntime(hub, rt, label);
+      const shown = watchRuntime(hub, rt, label, () => runtimes.delete(shown));
+      runtimes.set(shown, rt);
     },
     async firstClient() {
       await this.listen();
@@ -109,7 +139,7 @@ export function attachViewer(rt: Runtime<any>, options: ViewerOptions | Viewer =
 }
 
 /** Feeds the hub with the runtime's inspection events and its task transitions, until the runtime stops. */
-function watchRuntime(hub: ViewerHub, rt: Runtime<any>, name: string): void {
+function watchRuntime(hub: ViewerHub, rt: Runtime<any>, name: string, stopped: () => void): string {
   const label = hub.addRuntime(name, actorsOf(rt));
   // `system.inspect` adds an observer to a running system, so a viewer can watch a runtime it did not create.
   const inspection = rt.system.system.inspect((ev) => hub.inspect(label, ev));
@@ -118,9 +148,11 @@ function watchRuntime(hub: ViewerHub, rt: Runtime<any>, name: string): void {
     inspection.unsubscribe();
     offTasks();
     hub.stopRuntime(label, rt.system as AnyActorRef);
+    stopped();
   };
-  if (rt.system.getSnapshot().status !== 'active') done();
+  if (rt.system.getSnapshot().status !== 'active') queueMicrotask(done);
   else rt.system.subscribe({ complete: done, error: done });
+  return label;
 }
 
 /** Every actor already in the runtime's system: registered ones (breakers are not children) and all children. */

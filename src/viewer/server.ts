@@ -2,8 +2,11 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { MetricsSource } from '../core/telemetry.js';
 import { viewerAssets } from './assets.generated.js';
+import { isBrowsePath, serveBrowse } from './browseRoutes.js';
 import { type HostGuard, hostGuard } from './hostGuard.js';
 import type { ViewerHub } from './hub.js';
+import type { OpsSource } from './ops.js';
+import { OPS_POLL_MS, OpsChannel, serveAction, serveOps } from './opsChannel.js';
 
 /** Where the viewer listens. */
 export interface ServeOptions {
@@ -16,6 +19,12 @@ export interface ServeOptions {
   host?: string;
   /** Serves `GET /metrics` from this source (`createRuntime({ metrics })`). */
   metrics?: MetricsSource;
+  /** The operations panel's source (queues, sagas, breakers) and who performs its actions. */
+  ops?: OpsSource;
+  /** Turns the operator actions on (`POST /actions`, see `actionGuard.ts`); without it the console is read-only. */
+  adminToken?: string;
+  /** How often the operations are read while a page is open; default 1000. */
+  opsPollMs?: number;
 }
 
 /** A listening viewer server. */
@@ -38,6 +47,8 @@ const files: Record<string, { name: string; type: string }> = {
   '/': { name: 'index.html', type: 'text/html; charset=utf-8' },
   '/viewer.js': { name: 'viewer.js', type: 'text/javascript; charset=utf-8' },
   '/viewer.css': { name: 'viewer.css', type: 'text/css; charset=utf-8' },
+  '/ops.js': { name: 'ops.js', type: 'text/javascript; charset=utf-8' },
+  '/browse.js': { name: 'browse.js', type: 'text/javascript; charset=utf-8' },
 };
 
 /**
@@ -54,14 +65,30 @@ export async function serveViewer(hub: ViewerHub, options: ServeOptions): Promis
   const bindHost = options.host ?? '127.0.0.1';
   // Set once listening (the bound address decides it); nothing is answered before.
   let guard: HostGuard | undefined;
+  const ops =
+    options.ops &&
+    new OpsChannel(options.ops, options.adminToken !== undefined, options.opsPollMs ?? OPS_POLL_MS, (e) =>
+      console.error('keel viewer: reading the operations failed:', e),
+    );
   const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0] as string;
+    const url = req.url ?? '/';
+    const mark = url.indexOf('?');
+    const [path, search] = mark < 0 ? [url, ''] : [url.slice(0, mark), url.slice(mark + 1)];
     // First, for every method and path (the event stream too): a rebound name must learn nothing, not even a 404.
     if (!guard?.allows(req.headers.host)) {
       res.writeHead(403, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' });
       return void res.end(`forbidden host: this viewer answers only to ${guard?.accepted ?? 'nothing yet'}\n`);
     }
+    if (path === '/actions') {
+      if (!ops) return void res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+      return void serveAction(ops, options.adminToken, guard, req, res);
+    }
     if (req.method !== 'GET') return void res.writeHead(405).end();
+    if (path === '/ops' && ops) return void serveOps(ops, res);
+    // The lists and details are read-only: the Host check above is their guard, like the page's; no token.
+    if (isBrowsePath(path) && ops?.source.browse) {
+      return void serveBrowse(ops.source.browse, path, new URLSearchParams(search), res);
+    }
     const file = bodies[path];
     if (file !== undefined) {
       res.writeHead(200, { 'content-type': file.type, 'cache-control': 'no-store' });
@@ -76,7 +103,12 @@ export async function serveViewer(hub: ViewerHub, options: ServeOptions): Promis
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
     const write = (m: unknown) => res.write(`data: ${JSON.stringify(m)}\n\n`);
     write(hub.hello());
-    const off = hub.listen(write);
+    const offHub = hub.listen(write);
+    const offOps = ops?.listen(write);
+    const off = () => {
+      offHub();
+      offOps?.();
+    };
     // A comment line now and then keeps proxies and idle timeouts from closing a quiet stream.
     const ping = setInterval(() => res.write(': ping\n\n'), 15_000).unref();
     streams.add(res);
@@ -95,6 +127,7 @@ export async function serveViewer(hub: ViewerHub, options: ServeOptions): Promis
     firstClient: () => (streams.size > 0 ? Promise.resolve() : new Promise<void>((r) => waiting.push(r))),
     close: () =>
       new Promise<void>((resolve) => {
+        ops?.close();
         for (const res of streams) res.end();
         server.close(() => resolve());
         server.closeAllConnections();

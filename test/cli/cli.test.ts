@@ -25,7 +25,7 @@ describe('keel command line', () => {
       [['--verbose'], /unknown option '--verbose'/],
       [['demo', '--fast'], /keel demo: unknown option '--fast'/],
       [['demo', 'extra'], /keel demo: unexpected argument 'extra'/],
-      [['diagram'], /which machine\? one of breaker, saga, task, queue, bus, runtime/],
+      [['diagram'], /which machine\? one of breaker, saga, task, queue, schedule, bus, runtime/],
       [['diagram', 'lock'], /unknown machine 'lock'/],
       [['diagram', 'breaker', '--format', 'png'], /--format must be mermaid, json or svg, got 'png'/],
       [['diagram', 'breaker', '--format'], /option '--format' needs a value/],
@@ -47,7 +47,7 @@ describe('keel command line', () => {
     const names = ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf'];
     for (const name of names) {
       const cases: Array<[string[], string]> = [
-        [[name], `keel: unknown command '${name}' (commands: demo, diagram, inspect)\nsee 'keel --help'\n`],
+        [[name], `keel: unknown command '${name}' (commands: demo, diagram, inspect, console)\nsee 'keel --help'\n`],
         [['demo', `--${name}`], `keel demo: unknown option '--${name}'\nsee 'keel demo --help'\n`],
         [['diagram', name], `keel diagram: unknown machine '${name}'`],
         [['diagram', 'task', '--format', name], `--format must be mermaid, json or svg, got '${name}'`],

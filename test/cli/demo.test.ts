@@ -30,12 +30,25 @@ describe('keel demo', () => {
     }
     // The machines' own state changes, read from inspection, next to what the scenarios say.
     expect(text).toMatch(/breaker\.sms\s+closed → open/);
-    expect(text).toMatch(/queue\.sync-B\s+idle → running\.working/);
-    expect(text).toMatch(/saga\.checkout\.checkout-2\s+running\.processPayment → compensating\.deductInventory/);
+    expect(text).toMatch(/queue\.bus:sync-B\s+idle → running\.working/);
+    // The webhook checkout: the parallel step, the webhook's signal, a declined card, a webhook that never came.
+    expect(text).toMatch(
+      /saga\.checkout\.checkout-1\s+running\.createOrder → running\.reserveAndAuthorise\.deductInventory\.run, running\.reserveAndAuthorise\.processPayment\.run/,
+    );
+    expect(text).toMatch(/webhook\s+payment\.confirmed pay-1 for checkout-1/);
+    expect(text).toMatch(/saga\.checkout\.checkout-1\s+running\.paymentConfirmed → completed/);
+    expect(text).toMatch(
+      /saga\.checkout\.checkout-2\s+running\.reserveAndAuthorise\.[^\n]* → compensating\.processPayment/,
+    );
+    expect(text).toMatch(/saga\.checkout\.checkout-3\s+running\.paymentConfirmed → compensating\.processPayment/);
     // Why a saga is undone is told once, next to the change.
     expect(text).toMatch(/checkout\s+checkout-2: processPayment failed \(payments: card declined\)/);
+    expect(text).toMatch(
+      /checkout\s+checkout-3: paymentConfirmed failed \(.*waited 300 ms for the signal 'payment\.confirmed'/,
+    );
     const summary = text.slice(text.indexOf('== summary'));
     expect(summary.split('\n').filter((l) => l.startsWith('- '))).toHaveLength(4);
+    expect(summary).toMatch(/- checkout: 1 completed after the payment webhook, 2 compensated .*stock 3 \+ 2 held = 5/);
     // No colour codes when stdout is not a terminal and FORCE_COLOR is not set.
     expect(text).not.toContain('\x1b[');
     // No scenario line retells what the state timeline says.

@@ -2,6 +2,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
+import { checkoutWithWebhookSteps, inProcess } from '../../src/cli/scenarios/checkout/saga.js';
+import { createShop } from '../../src/cli/scenarios/checkout/services.js';
 import { catalog } from '../../src/diagram/catalog.js';
 import { createRuntime, type Runtime } from '../../src/index.js';
 import { createViewer, type Viewer } from '../../src/viewer/attach.js';
@@ -26,7 +28,7 @@ const fail = async () => {
   throw new Error('declined');
 };
 
-/** A runtime with every built-in machine on the viewer: runtime, bus, breaker, queue (and its task lifecycle), two sagas. */
+/** A runtime with every built-in machine on the viewer: runtime, bus, breaker, queue (and its task lifecycle), schedule, two sagas. */
 async function everyMachine(): Promise<string> {
   rt = createRuntime({ inspect: () => {} });
   viewer = createViewer({ port: 0 });
@@ -34,13 +36,11 @@ async function everyMachine(): Promise<string> {
   viewer.watch(rt, 'diagrams');
   const sms = rt.breaker('sms', { failureThreshold: 1, resetTimeoutMs: 60_000 });
   const q = rt.queue('sync', { handler: ok });
-  // The catalog's checkout, and a saga with long step names, one undone also when it fails.
+  rt.schedule('nightly', { cron: '0 3 * * *', queue: 'sync' });
+  // The catalog's checkout (parallel reserve-and-authorise, a webhook wait that times out here), and a saga with
+  // long step names, one undone also when it fails.
   const checkout = rt.saga('checkout', {
-    steps: [
-      { name: 'createOrder', run: ok, compensate: ok },
-      { name: 'deductInventory', run: ok, compensate: ok },
-      { name: 'processPayment', run: fail },
-    ],
+    steps: checkoutWithWebhookSteps(inProcess(createShop({ keyboard: 5 })), { paymentTimeoutMs: 30 }),
   });
   const fulfilment = rt.saga('fulfilment', {
     steps: [
@@ -53,7 +53,8 @@ async function everyMachine(): Promise<string> {
   await rt.start();
   await q.enqueue({ n: 1 });
   await q.drain();
-  await checkout.execute({}, { id: 'c1' });
+  const c1 = await checkout.execute({ customer: 'ada', sku: 'keyboard', qty: 1, amount: 49 }, { id: 'c1' });
+  expect(c1.status).toBe('compensated');
   await fulfilment.execute({}, { id: 'f1' });
   await sms.call(fail).catch(() => {});
   await viewer.hub.diagramsReady();
@@ -139,6 +140,10 @@ describe('the viewer draws every built-in machine readably (headless Chromium)',
       expect(diagrams.some((d) => d.leaves.some((l) => l.id === 'compensating.authorizePaymentWithProvider'))).toBe(
         true,
       );
+      // The checkout card draws the parallel step as a container of its two branches, and the webhook wait.
+      const card = diagrams.find((d) => d.name.startsWith('saga.checkout.c1 '));
+      expect(card?.containers.map((c) => c.id)).toContain('running.reserveAndAuthorise');
+      expect(card?.leaves.map((l) => l.id)).toContain('running.paymentConfirmed');
       for (const d of diagrams) {
         expect(d.leaves.length, d.name).toBeGreaterThan(0);
         expect(problems(d), d.name).toEqual([]);

@@ -352,7 +352,7 @@ describe('a charge whose answer is lost and that lands late', () => {
 });
 
 describe('the checkout demo', () => {
-  it('runs a completed and a compensated checkout and reports the reverse undo', async () => {
+  it('runs the webhook checkout: one completed by its webhook, one declined, one whose webhook never came', async () => {
     const lines: string[] = [];
     const summaries: string[] = [];
     await demo({
@@ -361,11 +361,24 @@ describe('the checkout demo', () => {
       summary: (t) => summaries.push(t),
     });
     expect(summaries).toEqual([
-      'checkout: 1 completed, 2 compensated (declined card undone as restock → void payment + cancelOrder); stock 3 + 2 held = 5; 0 payments kept for cancelled orders',
+      'checkout: 1 completed after the payment webhook, 2 compensated (declined card undone as restock → void payment + cancelOrder; ' +
+        'no webhook within 300 ms undone as void payment → restock → void payment + cancelOrder); ' +
+        'stock 3 + 2 held = 5; 0 payments kept for cancelled orders',
     ]);
-    const undo = lines.filter((l) => l.includes('checkout-2:') && l.includes(':compensate'));
-    expect(undo.map((l) => l.split(' ')[0])).toEqual(['inventory', 'payments', 'orders', 'payments', 'orders']);
+    expect(lines).toContain('webhook payment.confirmed pay-1 for checkout-1');
+    expect(lines).toContain(
+      'saga checkout-1 stepCompleted results: createOrder, deductInventory, processPayment, paymentConfirmed',
+    );
+    const undo = (id: string) =>
+      lines.filter((l) => l.includes(`${id}:`) && l.includes(':compensate')).map((l) => l.split(' ')[0]);
+    expect(undo('checkout-2')).toEqual(['inventory', 'payments', 'orders', 'payments', 'orders']);
     expect(lines).toContain('saga checkout-2 compensated undone in order: deductInventory → createOrder');
+    // No webhook: the wait times out and the authorised payment is voided first.
+    expect(lines).toContain('webhook (the provider never calls back for checkout-3)');
+    expect(undo('checkout-3')).toEqual(['payments', 'inventory', 'payments', 'orders']);
+    expect(lines).toContain(
+      'saga checkout-3 compensated undone in order: processPayment → deductInventory → createOrder',
+    );
   });
 });
 

@@ -66,7 +66,8 @@ describe('SMS service behind a breaker', () => {
     // Waves of 200 concurrent requests across several open → halfOpen → open cycles.
     const answers: SmsAnswer[] = [];
     const until = Date.now() + 3 * (resetTimeoutMs + callTimeoutMs);
-    while (Date.now() < until) {
+    // At least three waves whatever the machine's pace: the counts below follow the answers, not the clock.
+    for (let wave = 0; Date.now() < until || wave < 3; wave++) {
       answers.push(...(await Promise.all(Array.from({ length: 200 }, () => postSms(service!.url)))));
       await sleep(50);
     }
@@ -98,7 +99,10 @@ describe('SMS service behind a breaker', () => {
     const after = await Promise.all(Array.from({ length: 50 }, () => postSms(service!.url)));
     expect(after.map((r) => r.status)).toEqual(Array(50).fill(202));
     expect(service.breaker.stats).toMatchObject({ state: 'closed', inFlight: 0 });
-    expect(service.breaker.stats.rejections).toBeGreaterThan(500);
+    // Nearly every answer was a breaker rejection, counted per answer (a busy machine sends fewer waves in the
+    // same time, so no fixed count): the few others are trial calls that timed out.
+    expect(service.breaker.stats.rejections).toBeGreaterThan(answers.length * 0.9);
+    expect(answers.length).toBeGreaterThanOrEqual(600);
   });
 
   it('answers 503 with a JSON reason while the provider is down, and 400 for a bad request', async () => {

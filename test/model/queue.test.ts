@@ -81,14 +81,15 @@ class Harness {
         return;
       }
       case 'queue.gate': {
-        // The breaker refuses the oldest running task: it goes back to pending and the queue waits out the retry time.
+        // The breaker refuses the oldest running task: it waits out the retry time as a retrying task (holding its
+        // group's slot), and so does the queue.
         const run = this.active.shift();
         if (!run) throw new Error('no running task to refuse');
         const runs = this.handlerRuns;
-        const { pending } = await this.store.stats('q', this.clock.now());
+        const { retrying } = await this.store.stats('q', this.clock.now());
         run.reject(new CircuitOpenError('svc', GATE));
         await settle();
-        expect(await this.store.stats('q', this.clock.now())).toMatchObject({ pending: pending + 1 });
+        expect(await this.store.stats('q', this.clock.now())).toMatchObject({ retrying: retrying + 1 });
         expect(this.handlerRuns).toBe(runs);
         return;
       }

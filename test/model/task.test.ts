@@ -23,10 +23,11 @@ const events = [
   { type: 'succeed' },
   { type: 'fail', delayMs: 100 },
   { type: 'reject' },
-  { type: 'defer' },
+  { type: 'defer', delayMs: 40 },
   { type: 'release' },
   { type: 'leaseExpired' },
   { type: 'redrive' },
+  { type: 'cancel' },
   { type: 'xstate.after.backoff.task.retrying' },
 ] as const;
 
@@ -130,6 +131,14 @@ class Harness {
       case 'redrive':
         await n.q.redrive(this.id);
         return settle();
+      case 'cancel': {
+        const active = (await this.record())?.state === 'active';
+        expect(await n.q.cancel(this.id)).toBe('cancelled');
+        await settle();
+        // A running handler's signal aborts with CANCELLED; the task is not settled by it afterwards.
+        if (active) expect((this.calls.at(-1)!.task.signal.reason as { code?: string }).code).toBe('CANCELLED');
+        return;
+      }
       case 'xstate.after.backoff.task.retrying': {
         const rec = await this.record();
         await n.clock.advance(rec!.runAt - n.clock.now());
@@ -141,8 +150,9 @@ class Harness {
   }
 
   async observe(): Promise<string> {
+    // Every state is read from the store: finished tasks are kept (task history).
     const rec = await this.record();
-    return rec ? rec.state : 'succeeded';
+    return rec ? rec.state : 'missing';
   }
 
   async check(expected: AnyMachineSnapshot): Promise<void> {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { postgresStore } from '../../src/index.js';
 import { dropSchema, PG_URL, pgAvailable, uniqueSchema, withClient } from '../fixtures/pg.js';
+import { SLOW_MS } from '../fixtures/queueWorkerTiming.js';
 import { eachLine, until } from '../fixtures/wait.js';
 
 const TOTAL = 5000;
@@ -74,15 +75,25 @@ describe.skipIf(!pgAvailable)('three processes share one Postgres queue while on
     await Promise.all(children.map((c) => c.ready));
 
     const victim = children[0]!;
-    const openOnVictim = () =>
-      [...deliveries.values()].filter((l) => l.some((d) => d.pid === victim.proc.pid && d.end === undefined)).length;
-    // Kill it mid-work: a quarter done, and handlers of its running.
-    await until(() => ended >= TOTAL / 4 && openOnVictim() >= 3, 30_000, 'a quarter of the tasks');
+    // Kill it mid-work, a quarter done, while it runs a slow task (SLOW_MS) that started so recently
+    // that its handler cannot have returned yet, however far behind this test reads the pipes:
+    // else a run between claims would prove nothing about lease hand-over.
+    const freshSlowOnVictim = () =>
+      [...deliveries.values()].some((l) =>
+        l.some(
+          (d) =>
+            d.pid === victim.proc.pid && d.end === undefined && d.n % 100 === 0 && Date.now() - d.start < SLOW_MS / 3,
+        ),
+      );
+    await until(
+      () => ended >= TOTAL / 4 && freshSlowOnVictim(),
+      30_000,
+      'a quarter done and a slow task on the victim',
+    );
     victim.proc.kill('SIGKILL');
     const killedAt = Date.now();
     expect(await victim.exited).toBe('SIGKILL');
     const victimPid = victim.proc.pid!;
-    // The victim held tasks when it died (else this proves nothing about lease hand-over).
     const heldAtKill = [...deliveries.values()].filter((l) =>
       l.some((d) => d.pid === victimPid && d.end === undefined),
     );
@@ -119,6 +130,7 @@ describe.skipIf(!pgAvailable)('three processes share one Postgres queue while on
       retrying: 0,
       succeeded: TOTAL,
       dead: 0,
+      cancelled: 0,
     });
 
     let rerun = 0;

@@ -3,6 +3,7 @@ import { nextTaskState } from '../../src/actors/queue/lifecycle.js';
 import { createRuntime, KeelError, type Runtime } from '../../src/index.js';
 import type { Store } from '../../src/stores/store.js';
 import { TestClock } from '../../src/testing/index.js';
+import { claimContract } from './claimContract.js';
 
 /** Makes a fresh, unopened store; `cleanup` removes whatever it left behind. */
 export type StoreFactory = () => { store: Store; cleanup?: () => void | Promise<void> };
@@ -35,6 +36,7 @@ const task = (payload: unknown, runAt = 0, key?: string) => ({
  * `test/stores/<store>.test.ts` with a factory.
  */
 export function storeContract(name: string, factory: StoreFactory): void {
+  claimContract(name, factory);
   describe(`store contract: ${name}`, () => {
     const opened = openedStore(factory);
     let store: Store;
@@ -50,7 +52,14 @@ export function storeContract(name: string, factory: StoreFactory): void {
       await store.close();
       await store.close();
       await store.open();
-      expect(await store.stats(Q, 0)).toEqual({ pending: 0, active: 0, retrying: 0, succeeded: 0, dead: 0 });
+      expect(await store.stats(Q, 0)).toEqual({
+        pending: 0,
+        active: 0,
+        retrying: 0,
+        succeeded: 0,
+        dead: 0,
+        cancelled: 0,
+      });
     });
 
     it('claims due tasks oldest runAt first, counting an attempt, and never hands a task out twice', async () => {
@@ -116,8 +125,21 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect(await store.settle(Q, [{ kind: 'succeeded', id: t!.id, token: 'stale' }], 1)).toEqual([false]);
       expect(await store.settle(Q, [{ kind: 'succeeded', id: t!.id, token: t!.token }], 1)).toEqual([true]);
       expect(await store.settle(Q, [{ kind: 'succeeded', id: t!.id, token: t!.token }], 2)).toEqual([false]);
-      expect(await store.get(Q, t!.id, 2)).toBeUndefined();
-      expect(await store.stats(Q, 2)).toEqual({ pending: 0, active: 0, retrying: 0, succeeded: 1, dead: 0 });
+      // A succeeded task is kept (task history), with when it finished.
+      expect(await store.get(Q, t!.id, 2)).toMatchObject({
+        state: 'succeeded',
+        attempt: 1,
+        finishedAt: 1,
+        startedAt: 0,
+      });
+      expect(await store.stats(Q, 2)).toEqual({
+        pending: 0,
+        active: 0,
+        retrying: 0,
+        succeeded: 1,
+        dead: 0,
+        cancelled: 0,
+      });
     });
 
     it('a retrying task waits out its backoff, then reads and claims as pending with the next attempt', async () => {
@@ -156,7 +178,14 @@ export function storeContract(name: string, factory: StoreFactory): void {
         5,
       );
       expect(ok).toEqual([true, false, true]);
-      expect(await store.stats(Q, 5)).toEqual({ pending: 0, active: 1, retrying: 0, succeeded: 1, dead: 1 });
+      expect(await store.stats(Q, 5)).toEqual({
+        pending: 0,
+        active: 1,
+        retrying: 0,
+        succeeded: 1,
+        dead: 1,
+        cancelled: 0,
+      });
     });
 
     it('expires leases as the task machine says: pending with attempts left, dead without', async () => {
@@ -236,6 +265,19 @@ export function storeContract(name: string, factory: StoreFactory): void {
       const [t] = await claim(0);
       expect(JSON.parse(t!.payload)).toEqual(payload);
     });
+
+    it('hands the trace context of a task back unchanged with every claim; a task enqueued without one has none', async () => {
+      const trace = JSON.stringify({ traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' });
+      const [traced, plain] = await store.enqueue(Q, [{ ...task('t'), trace }, task('p')], 0);
+      const first = await claim(0);
+      expect(first.find((t) => t.id === traced!.id)?.trace).toBe(trace);
+      expect(first.find((t) => t.id === plain!.id)).not.toHaveProperty('trace');
+      // The next attempt (after a retry) still carries it.
+      const token = first.find((t) => t.id === traced!.id)!.token;
+      await store.settle(Q, [{ kind: 'retrying', id: traced!.id, token, runAt: 10, error: 'e' }], 1);
+      const [again] = await claim(10);
+      expect(again).toMatchObject({ id: traced!.id, attempt: 2, trace });
+    });
   });
 
   describe(`queue on store: ${name}`, () => {
@@ -270,7 +312,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
         code(q.enqueue({ n: 5 }, { delayMs: 1e300 })),
         code(q.enqueue({ n: 6 }, { delayMs: 2.5 })),
         code(q.enqueue({ text: 'nul \u0000 inside', lone: '\uD800' })),
-        code(q.enqueue({ n: 8 }, { key: 'k', priority: 1 } as never)),
+        code(q.enqueue({ n: 8 }, { key: 'k', priority: 1.5 })),
         code(q.enqueue({ n: 9 }, { key: 'emoji \uD83D\uDE00' })),
       ]);
       expect(results).toEqual([
@@ -318,7 +360,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
       const bad2 = q.enqueue({ date: new Date() }).catch((e) => e.code);
       expect(await bad2).toBe('INVALID_PAYLOAD');
       await good;
-      expect(await q.stats()).toEqual({ pending: 1, active: 0, retrying: 0, succeeded: 0, dead: 0 });
+      expect(await q.stats()).toEqual({ pending: 1, active: 0, retrying: 0, succeeded: 0, dead: 0, cancelled: 0 });
     });
 
     it('enqueue before rt.start() rejects with NOT_STARTED and writes nothing; while starting it waits', async () => {
@@ -359,7 +401,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect(events.sort()).toEqual(['task.r.dead', 'task.r.retrying', 'task.r.succeeded']);
       const dead = await q.dead();
       expect(dead).toEqual([expect.objectContaining({ id, payload: { fail: true }, attempt: 2, error: 'Error: no' })]);
-      expect(await q.stats()).toEqual({ pending: 0, active: 0, retrying: 0, succeeded: 1, dead: 1 });
+      expect(await q.stats()).toEqual({ pending: 0, active: 0, retrying: 0, succeeded: 1, dead: 1, cancelled: 0 });
     });
   });
 }

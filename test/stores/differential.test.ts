@@ -145,6 +145,28 @@ describe('sqlite agrees with memory (differential, fast-check)', () => {
   });
 });
 
+/** A sequence fast-check shrank to (see the postgres property below). */
+const REDRIVE_BEHIND_CURSOR = [
+  { op: 'enqueue', n: 0, key: 'a', delay: 0, twice: false },
+  { op: 'claim', limit: 1 },
+  { op: 'tick', ms: 71 },
+  { op: 'tick', ms: 129 },
+  { op: 'enqueue', n: 0, key: undefined, delay: 0, twice: false },
+  { op: 'claim', limit: 1 },
+  { op: 'enqueue', n: 0, key: 'b', delay: 0, twice: false },
+  { op: 'inspect', nth: 1 },
+  { op: 'settle', pick: 15623083, kind: 'succeeded', stale: false, d: 0 },
+  { op: 'expire', max: 2 },
+  { op: 'claim', limit: 1 },
+  { op: 'tick', ms: 0 },
+  { op: 'renew', pick: 0 },
+  { op: 'inspect', nth: 1 },
+  { op: 'redrive', nth: 1 },
+  { op: 'renew', pick: 0 },
+  { op: 'claim', limit: 1 },
+  { op: 'renew', pick: 0 },
+] as Op[];
+
 describe.skipIf(!pgAvailable)('postgres agrees with memory (differential, fast-check)', () => {
   const schema = uniqueSchema('diff');
   const pg = postgresStore({ connectionString: PG_URL, schema, poolSize: 2 });
@@ -162,7 +184,9 @@ describe.skipIf(!pgAvailable)('postgres agrees with memory (differential, fast-c
         const q = `q${++run}`;
         expect(await play(pg, q, ops)).toEqual(await reference(q, ops));
       }),
-      { numRuns: 100 },
+      // Found by this property: a redriven task (and one whose lease ran out) sorted behind the store's claim
+      // cursor and waited for its rewind, while memory claimed it at once.
+      { numRuns: 100, examples: [[REDRIVE_BEHIND_CURSOR]] },
     );
   });
 });

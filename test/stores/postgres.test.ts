@@ -3,14 +3,18 @@ import { createRuntime, KeelError, postgresStore } from '../../src/index.js';
 import { postgresMigrations } from '../../src/stores/postgres/migrations.js';
 import { freshSchemas, PG_URL, pgAvailable, withClient } from '../fixtures/pg.js';
 import { storeContract } from './contract.js';
+import { historyContract } from './historyContract.js';
 import { sagaStoreContract } from './sagaContract.js';
+import { scheduleStoreContract } from './scheduleContract.js';
 
 const fresh = freshSchemas('c');
 
 describe.skipIf(!pgAvailable)('postgres', () => {
   const schemaStore = () => ({ store: postgresStore({ connectionString: PG_URL, schema: fresh() }) });
   storeContract('postgres', schemaStore);
+  historyContract('postgres', schemaStore);
   sagaStoreContract('postgres', schemaStore);
+  scheduleStoreContract('postgres', schemaStore);
 
   describe('postgresStore specifics', () => {
     it('keeps tasks across close and reopen, at the latest schema version, in its own schema', async () => {

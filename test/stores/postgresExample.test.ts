@@ -7,6 +7,10 @@ describe.skipIf(!pgAvailable)('examples/profile-sync-pg', () => {
     const r = await runProfileSyncPg(PG_URL, { users: 5, rounds: 3 });
     expect(r.rolledBack).toBeGreaterThan(0);
     expect(r.delivered).toEqual(r.committed);
+    // Per-user order through both runtimes and the retries: each user's versions were handed over only growing.
+    for (const [user, versions] of r.handled) {
+      expect(versions, user).toEqual([...new Set(versions)].sort((a, b) => a - b));
+    }
     expect(r.stats).toMatchObject({ pending: 0, active: 0, retrying: 0, dead: 0 });
     expect(r.stats.succeeded).toBe(15 - r.rolledBack);
     // A heard every delivery once: its own locally, the other runtime's through Postgres.

@@ -73,7 +73,7 @@ describe.skipIf(!pgAvailable)('queue on postgres (real time)', () => {
     const byB = [...seen.values()].filter((w) => w === 'b').length;
     expect(byB).toBeGreaterThan(0);
     expect(byB).toBeLessThan(400);
-    expect(await a.q.stats()).toEqual({ pending: 0, active: 0, retrying: 0, succeeded: 400, dead: 0 });
+    expect(await a.q.stats()).toEqual({ pending: 0, active: 0, retrying: 0, succeeded: 400, dead: 0, cancelled: 0 });
   });
 
   it('a lease left by a vanished worker runs out and another runtime takes the task, counting the attempt', async () => {

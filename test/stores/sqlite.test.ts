@@ -6,7 +6,9 @@ import { KeelError, sqliteStore } from '../../src/index.js';
 import { sqliteMigrations } from '../../src/stores/sqlite/migrations.js';
 import { removeDb, tempPath } from '../fixtures/tempDb.js';
 import { storeContract } from './contract.js';
+import { historyContract } from './historyContract.js';
 import { sagaStoreContract } from './sagaContract.js';
+import { scheduleStoreContract } from './scheduleContract.js';
 
 const tempDb = () => `${tempPath('store')}.db`;
 
@@ -16,7 +18,9 @@ const fileStore = () => {
 };
 
 storeContract('sqlite', fileStore);
+historyContract('sqlite', fileStore);
 sagaStoreContract('sqlite', fileStore);
+scheduleStoreContract('sqlite', fileStore);
 
 describe('sqliteStore specifics', () => {
   const paths: string[] = [];

@@ -68,7 +68,7 @@ describe('optional peer dependencies', () => {
     expect(done).toEqual([1]);
     // With metrics but no API: metric hooks only.
     const measured = createRuntimeWith({ metrics: true }, undefined, support);
-    expect(measured.host.observe?.taskEnqueueing).toBeUndefined();
+    expect(measured.host.observe?.traceContext).toBeUndefined();
     expect(measured.host.observe?.sagaStep).toBeUndefined();
     expect(measured.host.observe?.breakerCall).toBeTypeOf('function');
   });

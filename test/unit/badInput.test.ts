@@ -1,17 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { createRuntime, KeelError, postgresStore, sqliteStore } from '../../src/index.js';
+import { createRuntime, postgresStore, sqliteStore } from '../../src/index.js';
 import { TestClock } from '../../src/testing/index.js';
+import { refusal } from '../fixtures/refusal.js';
 
 /** Issue #12, points 9-12: bad input gets `INVALID_OPTIONS` naming the option, never a silent default. */
-function refusal(fn: () => unknown): KeelError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(KeelError);
-    return error as KeelError;
-  }
-  throw new Error('expected a KeelError, nothing was thrown');
-}
 
 describe('unknown option keys are refused, naming the key', () => {
   it('createRuntime refuses a misspelt store instead of running on memory', () => {

@@ -160,7 +160,7 @@ describe('queue semantics', () => {
       error: 'Error: fail 1',
       runAt: 100,
     });
-    expect(await q.stats()).toEqual({ pending: 0, active: 0, retrying: 0, succeeded: 1, dead: 0 });
+    expect(await q.stats()).toEqual({ pending: 0, active: 0, retrying: 0, succeeded: 1, dead: 0, cancelled: 0 });
   });
 
   it('retries without limit by default', async () => {
@@ -407,7 +407,8 @@ describe('queue semantics', () => {
     expect(await q.get(stored!.id)).toMatchObject({
       state: 'dead',
       attempt: 1,
-      lastError: expect.stringContaining('the stored payload is not JSON'),
+      payload: '{not json',
+      error: expect.stringContaining('the stored payload is not JSON'),
     });
   });
 
@@ -520,7 +521,14 @@ describe('graceful stop', () => {
     await stopped;
     expect(q.actor.getSnapshot().value).toBe('stopped');
     expect(signals.every((s) => s.aborted && (s.reason as KeelError).code === 'RUNTIME_STOPPED')).toBe(true);
-    expect(await store.stats('q', clock.now())).toEqual({ pending: 5, active: 0, retrying: 0, succeeded: 0, dead: 0 });
+    expect(await store.stats('q', clock.now())).toEqual({
+      pending: 5,
+      active: 0,
+      retrying: 0,
+      succeeded: 0,
+      dead: 0,
+      cancelled: 0,
+    });
     // A fresh runtime runs every one of them as a first attempt.
     const next = setupRt(store, clock.now());
     const attempts: number[] = [];

@@ -33,9 +33,29 @@ describe('saga options: unknown keys and wrong types are refused, naming the opt
       /option 'stepTimeout' is not a saga option/,
     ],
     [
-      'a saga option from a later edition',
-      { steps: [{ name: 's', run: one }], retention: {} },
-      /'retention' is not a saga option/,
+      'a retention status that is not final',
+      { steps: [{ name: 's', run: one }], retention: { running: {} } },
+      /'retention\.running' is not a final status/,
+    ],
+    [
+      'a retention rule that is not an object',
+      { steps: [{ name: 's', run: one }], retention: { completed: 5 } },
+      /'retention\.completed' must be an object, got 5/,
+    ],
+    [
+      'a retention rule key that is not count or ageMs',
+      { steps: [{ name: 's', run: one }], retention: { failed: { max: 1 } } },
+      /'retention\.failed\.max' is not a retention option/,
+    ],
+    [
+      'a retention count that is not an integer',
+      { steps: [{ name: 's', run: one }], retention: { completed: { count: 1.5 } } },
+      /'retention\.completed\.count' must be an integer >= 0 or Infinity, got 1\.5/,
+    ],
+    [
+      'a negative retention age',
+      { steps: [{ name: 's', run: one }], retention: { cancelled: { ageMs: -1 } } },
+      /'retention\.cancelled\.ageMs' must be a number >= 0 or Infinity, got -1/,
     ],
     [
       'a misspelt step option',

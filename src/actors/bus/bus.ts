@@ -2,9 +2,13 @@ import type { AnyActorRef } from 'xstate';
 import type { Clock } from '../../core/clock.js';
 import { KeelError } from '../../core/errors.js';
 import { busMachine } from '../../machines/bus.js';
+import type { DurableHandler, DurableSubscriptions } from './durable.js';
+import type { DurableSubscribeOptions } from './durableOptions.js';
 import { type BusEvent, envelopeFactory } from './event.js';
 import { TopicIndex } from './topicIndex.js';
 
+export type { Delivery, DurableHandler, RecordFailure } from './durable.js';
+export type { BusOptions, DurableSubscribeOptions } from './durableOptions.js';
 export type { BusEvent } from './event.js';
 
 /** A map from topic to payload type; `Record<string, any>` leaves the bus untyped. */
@@ -24,6 +28,19 @@ export interface HandlerFailure {
 export interface PublishOptions {
   /** Who published (CloudEvents `source`). */
   source?: string;
+  /** @internal carried from another runtime (the Postgres bus bridge), which recorded it for durable subscriptions already. */
+  bridged?: boolean;
+}
+
+/** Options of a publish inside the caller's transaction (the outbox pattern). */
+export interface TransactionalPublishOptions extends PublishOptions {
+  /**
+   * The caller's open transaction (for `postgresStore`, a `pg` client after
+   * `BEGIN`): the event is recorded for the durable subscriptions in it, so it
+   * commits or rolls back with the caller's own writes. Plain subscribers do
+   * not get it (it might still roll back).
+   */
+  tx: unknown;
 }
 
 type PayloadFor<E, P extends string> = P extends keyof E ? E[P] : E[keyof E];
@@ -39,10 +56,38 @@ interface Subscription {
 
 /** The event bus: exact, `*` (one token) and `>` (the rest) topics. */
 export interface Bus<E extends EventMap = Record<string, any>> {
-  /** Delivers `payload` to every matching subscriber; returns how many it reached. */
+  /**
+   * Records the event for the durable subscriptions in the caller's transaction
+   * `tx`; resolves to the number of durable subscriptions it was recorded for.
+   */
+  publish<K extends keyof E & string>(topic: K, payload: E[K], options: TransactionalPublishOptions): Promise<number>;
+  /**
+   * Delivers `payload` to every matching subscriber; returns how many it
+   * reached. When a durable subscription (of any runtime on the store) matches,
+   * the event is also recorded for it, in one store transaction per turn;
+   * `flush()` waits for that, a failure is published as `bus.record.failed`.
+   */
   publish<K extends keyof E & string>(topic: K, payload: E[K], options?: PublishOptions): number;
+  /**
+   * Subscribes durably: every matching event published on any runtime sharing
+   * the store reaches subscription `options.durable` at least once, with the
+   * queue's retries, dead letters and breaker. Returns the function that stops
+   * delivery in this process (events are still recorded; see `unsubscribeDurable`).
+   */
+  subscribe<P extends string>(
+    topic: P,
+    handler: DurableHandler<PayloadFor<E, P>>,
+    options: DurableSubscribeOptions,
+  ): () => void;
   /** Subscribes a function or an actor; returns the function that unsubscribes. */
   subscribe<P extends string>(topic: P, handler: BusHandler<PayloadFor<E, P>> | AnyActorRef): () => void;
+  /** Deletes durable subscription `name` for good (no more events are recorded for it); true when it existed. */
+  unsubscribeDurable(name: string): Promise<boolean>;
+  /**
+   * Resolves once every publish made so far is recorded for the durable
+   * subscriptions; rejects with a recording failure that no flush reported yet.
+   */
+  flush(): Promise<void>;
   /** How many subscriptions are held. */
   readonly size: number;
   /** False once the bus actor has closed (the runtime stopped): publishes reach nobody. */
@@ -66,6 +111,9 @@ export class EventBus<E extends EventMap = Record<string, any>> implements Bus<E
   private isOpen = true;
   /** Unsubscribe functions of actors subscribed through `bus.subscribe` events, by actor and topic. */
   private readonly actorSubs = new WeakMap<AnyActorRef, Map<string, () => void>>();
+  /** Records publishes for durable subscriptions; set only while some durable subscription is known. */
+  private recorder: ((topic: string, payload: unknown, source?: string) => void) | undefined;
+  private durable: DurableSubscriptions | undefined;
 
   constructor(
     private readonly clock: Pick<Clock, 'now' | 'afterTurn'>,
@@ -94,8 +142,31 @@ export class EventBus<E extends EventMap = Record<string, any>> implements Bus<E
     return now;
   }
 
-  publish<K extends keyof E & string>(topic: K, payload: E[K], options?: PublishOptions): number {
+  /** @internal the runtime wires durable subscriptions in (`durable.ts`). */
+  attachDurable(
+    durable: DurableSubscriptions,
+  ): (record: ((topic: string, payload: unknown, source?: string) => void) | undefined) => void {
+    this.durable = durable;
+    return (record) => {
+      this.recorder = record;
+    };
+  }
+
+  publish<K extends keyof E & string>(topic: K, payload: E[K], options: TransactionalPublishOptions): Promise<number>;
+  publish<K extends keyof E & string>(topic: K, payload: E[K], options?: PublishOptions): number;
+  publish<K extends keyof E & string>(
+    topic: K,
+    payload: E[K],
+    options?: PublishOptions | TransactionalPublishOptions,
+  ): number | Promise<number> {
+    if (options !== undefined && (options as Partial<TransactionalPublishOptions>).tx !== undefined) {
+      return this.publishIn(topic, payload, options as TransactionalPublishOptions);
+    }
     const route = this.index.match(topic);
+    // Undefined unless some durable subscription exists: a plain publish pays one check.
+    if (this.recorder !== undefined && this.isOpen && options?.bridged !== true) {
+      this.recorder(topic, payload, options?.source);
+    }
     const subs = route.subs;
     const n = subs.length;
     if (n === 0 || !this.isOpen) return 0;
@@ -134,12 +205,47 @@ export class EventBus<E extends EventMap = Record<string, any>> implements Bus<E
     backlog.length = 0;
   }
 
-  subscribe<P extends string>(topic: P, handler: BusHandler<PayloadFor<E, P>> | AnyActorRef): () => void {
+  private publishIn(topic: string, payload: unknown, options: TransactionalPublishOptions): Promise<number> {
+    try {
+      if (!this.durable) {
+        throw new KeelError('INVALID_OPTIONS', `bus.publish('${topic}'): option 'tx' needs a runtime's bus`);
+      }
+      return this.durable.publishIn(options.tx, topic, payload, options.source);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  async unsubscribeDurable(name: string): Promise<boolean> {
+    return this.durable ? this.durable.unsubscribeDurable(name) : false;
+  }
+
+  async flush(): Promise<void> {
+    await this.durable?.flush();
+  }
+
+  subscribe<P extends string>(
+    topic: P,
+    handler: DurableHandler<PayloadFor<E, P>>,
+    options: DurableSubscribeOptions,
+  ): () => void;
+  subscribe<P extends string>(topic: P, handler: BusHandler<PayloadFor<E, P>> | AnyActorRef): () => void;
+  subscribe<P extends string>(
+    topic: P,
+    handler: BusHandler<PayloadFor<E, P>> | DurableHandler<PayloadFor<E, P>> | AnyActorRef,
+    options?: DurableSubscribeOptions,
+  ): () => void {
+    if (options !== undefined) {
+      if (!this.durable) {
+        throw new KeelError('INVALID_OPTIONS', `subscribe('${topic}'): option 'durable' needs a runtime's bus`);
+      }
+      return this.durable.subscribe(topic, handler as DurableHandler, options);
+    }
     let fn: BusHandler<any>;
     let ref: AnyActorRef | undefined;
     let wantsEvent = true;
     if (typeof handler === 'function') {
-      fn = handler;
+      fn = handler as BusHandler<any>;
       wantsEvent = seesEvent(handler);
     } else if (isActorRef(handler)) {
       ref = handler;

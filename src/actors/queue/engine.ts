@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { ActorRef, EventObject } from 'xstate';
 import type { Clock } from '../../core/clock.js';
 import { KeelError, LeaseLostError, TaskTimeoutError } from '../../core/errors.js';
-import { describeError } from '../../core/json.js';
+import { describeError, encodeValue, jsonProblem } from '../../core/json.js';
 import { backoffMs, type RetryPolicy } from '../../core/retry.js';
 import { renewEveryMs } from '../../core/states.js';
 import type { AttemptScope, TelemetryHooks } from '../../core/telemetry.js';
 import { claimsOpen, isEnding, type QueueEvent, type QueueSnapshot } from '../../machines/queue.js';
 import type { TaskEvent } from '../../machines/task.js';
-import type { ClaimedTask, Outcome, TaskStore } from '../../stores/store.js';
+import type { ClaimedTask, ClaimLimits, Outcome, ProgressUpdate, RateLimit, TaskStore } from '../../stores/store.js';
 import type { IdlePoller, PollEntry } from './idlePoller.js';
 import { nextTaskState } from './lifecycle.js';
 
@@ -20,6 +20,43 @@ import { nextTaskState } from './lifecycle.js';
  */
 export const PREFETCH_WINDOW_MS = 50;
 
+/** `task.progress(value)` writes at most once per this many ms per task; the latest value wins, the last is written at settle. */
+export const PROGRESS_EVERY_MS = 250;
+
+/**
+ * The largest handler result kept with a succeeded task, in bytes of its JSON
+ * text. A larger one is kept as `{ "keel.truncated": true, bytes }` instead.
+ */
+export const RESULT_LIMIT_BYTES = 64 * 1024;
+
+/**
+ * A rate limit is asked of the store over a slightly longer window than
+ * configured: the store counts claims, the user counts handler starts, and a
+ * start follows its claim by a varying few ms (the store round trip, the
+ * event loop). The extra ms keep every window of starts within the limit.
+ */
+export function startSlackMs(perMs: number): number {
+  return Math.min(100, Math.ceil(perMs / 5));
+}
+
+/** `limits` with each rate window widened by `startSlackMs`. */
+function claimLimitsOf(limits: ClaimLimits | undefined): ClaimLimits | undefined {
+  if (limits === undefined) return undefined;
+  const widen = (r: RateLimit) => ({ max: r.max, perMs: r.perMs + startSlackMs(r.perMs) });
+  return {
+    ...limits,
+    ...(limits.rateLimit && { rateLimit: widen(limits.rateLimit) }),
+    ...(limits.groupRateLimit && { groupRateLimit: widen(limits.groupRateLimit) }),
+  };
+}
+
+/**
+ * How soon a queue whose limits held due tasks back looks again (at most its
+ * `pollMs`): a slot freed by another process or a rate window moving on is
+ * not announced.
+ */
+export const HELD_BACK_MS = 25;
+
 /** What a handler receives. */
 export interface Task<P = unknown> {
   id: string;
@@ -27,8 +64,17 @@ export interface Task<P = unknown> {
   /** 1 on the first run. */
   attempt: number;
   key?: string;
-  /** Aborts when the lease is lost, the attempt times out or the runtime stops. */
+  /**
+   * Aborts when the lease is lost, the attempt times out, the task is
+   * cancelled (reason: a `KeelError` with code `CANCELLED`) or the runtime stops.
+   */
   signal: AbortSignal;
+  /**
+   * Reports progress (plain JSON), visible in `queue.get(id)` and published as
+   * `task.<queue>.progress`. Throttled: at most one write per 250 ms, the
+   * latest value wins and the last one is written before the task settles.
+   */
+  progress(value: unknown): void;
 }
 
 /** The part of a circuit breaker the queue uses. */
@@ -47,6 +93,8 @@ export interface TaskEventPayload {
   error?: string;
   /** retrying: when the next attempt may start. */
   runAt?: number;
+  /** progress: the value reported. */
+  progress?: unknown;
 }
 
 /** Everything the engine needs, wired by `src/runtime/queues.ts`. */
@@ -64,6 +112,8 @@ export interface EngineOptions {
   pollMs: number;
   /** The most tasks claimed ahead of the workers in one store call (fewer for slow handlers: `PREFETCH_WINDOW_MS`). */
   batchSize: number;
+  /** Fleet-wide limits every claim carries to the store (`rt.queue` options); undefined: none. */
+  limits?: ClaimLimits | undefined;
   /** The runtime's shared poll timer; it looks for work made elsewhere while this queue waits. */
   poller: IdlePoller;
   /** The breaker that guards every attempt, resolved on first use. */
@@ -74,6 +124,8 @@ export interface EngineOptions {
   report: (error: unknown, detail: string) => void;
   /** Metrics and traces of each attempt, when the runtime has them. */
   observe?: TelemetryHooks | undefined;
+  /** A task ended here as succeeded or dead (the pruner's cue). */
+  finished?: ((state: 'succeeded' | 'dead') => void) | undefined;
 }
 
 interface Held {
@@ -90,6 +142,14 @@ interface Held {
   leaseUntil: number;
   /** Once the attempt ended: its outcome, waiting in the outbox. */
   outcome: Outcome | undefined;
+  /** The latest progress not yet written (JSON text), and the value it encodes. */
+  progress: { text: string; value: unknown } | undefined;
+  /** When progress was last written (it is throttled per task). */
+  progressAt: number;
+  /** Armed while a progress value waits for its turn to be written. */
+  progressTimer: unknown;
+  /** The progress write in flight: a settle waits for it, or the row could move to history before it lands. */
+  progressWriting: Promise<void> | undefined;
 }
 
 /** A stored payload that is not JSON (written by someone else): retrying cannot help. */
@@ -111,6 +171,12 @@ function abort(h: Held, reason: unknown): void {
   if (h.abortReason !== undefined) return;
   h.abortReason = reason;
   h.ac?.abort(reason);
+}
+
+/** When an open breaker's refusal says it admits calls again; Infinity when it does not say (isolated, or until closed). */
+function retryAfterOf(error: unknown): number {
+  const after = Number((error as { retryAfterMs?: unknown }).retryAfterMs);
+  return Number.isFinite(after) ? after : Number.POSITIVE_INFINITY;
 }
 
 /** A held task whose lease still counts (not given back, not known lost). */
@@ -142,12 +208,17 @@ export class QueueEngine {
   private outbox: Array<{ held: Held; outcome: Outcome }> = [];
   private flushing: Promise<void> | undefined;
   private flushScheduled = false;
+  private pumpScheduled = false;
   private pumping = false;
+  /** What each claim asks the store to enforce (`claimLimitsOf` the queue's limits). */
+  private readonly claimLimits: ClaimLimits | undefined;
   private pumpAgain = false;
   private reapDue = true;
   private recovering: Promise<void> | undefined;
   private lastReap = Number.NEGATIVE_INFINITY;
   private wakeTimer: unknown;
+  /** Counts `notifyChange` calls (see `changes`). */
+  private changeCount = 0;
   private renewTimer: unknown;
   /** The deadline of `running.gated` (effect only: the state itself is the machine's). */
   private gateTimer: unknown;
@@ -164,13 +235,15 @@ export class QueueEngine {
   private readonly tokenPrefix = randomUUID().slice(0, 8);
   private tokenSeq = 0;
   private breakerRef: GuardingBreaker | undefined;
-  private readonly topics: { succeeded: string; retrying: string; dead: string };
+  private readonly topics: { succeeded: string; retrying: string; dead: string; progress: string };
 
   constructor(private readonly o: EngineOptions) {
+    this.claimLimits = claimLimitsOf(o.limits);
     this.topics = {
       succeeded: `task.${o.queue}.succeeded`,
       retrying: `task.${o.queue}.retrying`,
       dead: `task.${o.queue}.dead`,
+      progress: `task.${o.queue}.progress`,
     };
     this.pollEntry = {
       queue: o.queue,
@@ -318,9 +391,10 @@ export class QueueEngine {
     this.notifyChange();
   }
 
-  /** True when this process holds no task and has nothing left to store. */
+  /** True when this process holds no task, has nothing left to store and no claim on its way. */
   get localIdle(): boolean {
-    return this.held.size === 0 && this.outbox.length === 0 && !this.flushing;
+    // A claim in flight: between a settle and the next claim's answer nothing is held, yet the queue is not idle.
+    return this.held.size === 0 && this.outbox.length === 0 && !this.flushing && !this.pumping;
   }
 
   /** The queue actor is stopping or stopped. */
@@ -333,7 +407,16 @@ export class QueueEngine {
     return new Promise((resolve) => this.changeWaiters.push(resolve));
   }
 
+  /**
+   * How many changes there have been so far: a caller that awaits something
+   * else between a look and `nextChange()` compares it, so a change in between is not slept through.
+   */
+  get changes(): number {
+    return this.changeCount;
+  }
+
   private notifyChange(): void {
+    this.changeCount++;
     if (this.changeWaiters.length === 0) return;
     const waiters = this.changeWaiters;
     this.changeWaiters = [];
@@ -361,12 +444,12 @@ export class QueueEngine {
         this.buffer = [];
         this.bufferHead = 0;
       }
-      if (this.buffer.length - this.bufferHead < this.o.concurrency) this.pump();
+      if (this.buffer.length - this.bufferHead < this.o.concurrency) this.refill();
       this.running++;
       return h;
     }
     if (this.isStopped) return undefined;
-    this.pump();
+    this.refill();
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
@@ -385,6 +468,7 @@ export class QueueEngine {
     let started: number | undefined;
     let ranMs = 0;
     let scope: AttemptScope | undefined;
+    let value: unknown;
     try {
       const straggler = this.stragglers.size > 0 ? this.stragglers.get(claimed.id) : undefined;
       if (straggler !== undefined) await this.waitOut(h, straggler);
@@ -402,6 +486,7 @@ export class QueueEngine {
         get signal() {
           return signalOf(h);
         },
+        progress: (value) => this.reportProgress(h, value),
       };
       started = this.o.clock.now();
       const observe = this.o.observe;
@@ -413,6 +498,7 @@ export class QueueEngine {
           attempt: claimed.attempt,
           // Another process's clock may run ahead of ours: a task never waited less than nothing.
           waitedMs: dueAt === undefined ? undefined : Math.max(0, started - dueAt),
+          trace: claimed.trace,
         });
       }
       const run = scope === undefined ? this.invoke(h, task) : scope.run(() => this.invoke(h, task));
@@ -428,7 +514,10 @@ export class QueueEngine {
           this.straggle(claimed.id, run);
           reject(reason);
         };
-        run.then(() => resolve(), reject);
+        run.then((v) => {
+          value = v;
+          resolve();
+        }, reject);
       });
       event = { type: 'succeed' };
     } catch (e) {
@@ -450,10 +539,33 @@ export class QueueEngine {
       return;
     }
     h.state = 'settling';
-    h.outcome = this.outcomeOf(h, event, error);
-    scope?.end(h.outcome.kind, ranMs, error);
+    h.outcome = this.outcomeOf(h, event, error, value);
+    // A deferral ends the attempt as a release does: no attempt spent.
+    scope?.end(h.outcome.kind === 'deferred' ? 'released' : h.outcome.kind, ranMs, error);
     this.outbox.push({ held: h, outcome: h.outcome });
     this.scheduleFlush();
+    // Its fleet slot is free now (the claim is told), not only once the settle lands.
+    if (this.o.limits?.globalConcurrency !== undefined) this.schedulePump();
+  }
+
+  /**
+   * A worker asks for more work. Under a fleet limit a macrotask later: the handlers returning in this turn free
+   * their slots for one claim, and the settles scheduled meanwhile get their turn (with a store that answers at
+   * once, claims chained through microtasks would starve them).
+   */
+  private refill(): void {
+    if (this.o.limits?.globalConcurrency !== undefined) this.schedulePump();
+    else this.pump();
+  }
+
+  /** A pump a macrotask later: every handler that returned in this turn frees its slot for one claim. */
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
   }
 
   /**
@@ -500,6 +612,8 @@ export class QueueEngine {
    * none before the first attempt was measured.
    */
   private get prefetch(): number {
+    // Under a rate limit a claim is a start: a task must not wait in the buffer, or starts would bunch up.
+    if (this.o.limits?.rateLimit || this.o.limits?.groupRateLimit) return 0;
     const avg = this.avgRunMs;
     if (avg === undefined) return 0;
     if (avg <= 0) return this.o.batchSize;
@@ -522,6 +636,7 @@ export class QueueEngine {
           signal ??= AbortSignal.any([signalOf(h), callSignal]);
           return signal;
         },
+        progress: task.progress,
       });
     });
   }
@@ -530,7 +645,9 @@ export class QueueEngine {
     const code = (error as { code?: unknown } | null)?.code;
     if (code === 'NON_RETRYABLE' || error instanceof UnreadablePayload) return { type: 'reject' };
     if (code === 'CIRCUIT_OPEN' && this.o.breakerName !== undefined && this.isOurBreaker(error)) {
-      return { type: 'defer' };
+      // Not finite (isolated, or open until it closes): due at once, the queue's gate waits instead.
+      const after = retryAfterOf(error);
+      return { type: 'defer', delayMs: Number.isFinite(after) && after > 0 ? after : 0 };
     }
     return { type: 'fail', delayMs: backoffMs(this.o.retry, attempt) };
   }
@@ -542,14 +659,22 @@ export class QueueEngine {
     return (b as { name?: unknown })?.name === this.o.breakerName;
   }
 
-  private outcomeOf(h: Held, event: TaskEvent, error: unknown): Outcome {
+  private outcomeOf(h: Held, event: TaskEvent, error: unknown, value: unknown): Outcome {
     const { id, token, attempt } = h.claimed;
     const to = nextTaskState('active', event, attempt, this.o.retry.maxAttempts);
     const now = this.o.clock.now();
     switch (to) {
-      case 'succeeded':
-        return { kind: 'succeeded', id, token };
-      case 'retrying':
+      case 'succeeded': {
+        const result = resultText(value);
+        return result === undefined ? { kind: 'succeeded', id, token } : { kind: 'succeeded', id, token, result };
+      }
+      case 'retrying': {
+        if (event.type === 'defer') {
+          // Deferred by an open breaker: wait out its retryAfterMs, spend no attempt, keep the group's slot.
+          // Not per task in the normal run: only a refusal by our own breaker gets here.
+          this.actor?.send({ type: 'queue.gate', retryAfterMs: retryAfterOf(error) });
+          return { kind: 'deferred', id, token, runAt: now + (event.delayMs ?? 0) };
+        }
         return {
           kind: 'retrying',
           id,
@@ -557,12 +682,6 @@ export class QueueEngine {
           runAt: now + (event.type === 'fail' ? event.delayMs : 0),
           error: describeError(error),
         };
-      case 'pending': {
-        // Deferred by an open breaker: wait out its retryAfterMs, spend no attempt.
-        const after = Number((error as { retryAfterMs?: unknown }).retryAfterMs);
-        // Not per task in the normal run: only a refusal by our own breaker gets here.
-        this.actor?.send({ type: 'queue.gate', retryAfterMs: Number.isFinite(after) ? after : Infinity });
-        return { kind: 'released', id, token, runAt: Number.isFinite(after) && after > 0 ? now + after : now };
       }
       default:
         return { kind: 'dead', id, token, error: describeError(error) };
@@ -596,7 +715,13 @@ export class QueueEngine {
           const prefetch = this.prefetch;
           // Claim again once half the window is left, so the workers have work while the claim is on its way.
           if (queued >= this.o.concurrency + (prefetch >> 1) && this.waiters.length === 0) break;
-          const limit = this.o.concurrency + prefetch - queued - this.running;
+          let limit = this.o.concurrency + prefetch - queued - this.running;
+          // Our leased tasks hold fleet slots in the store, except those whose handlers returned (the claim is told
+          // of them, so it need not wait for their settle): past the rest a claim comes back empty, so wait for a
+          // handler to return or a settle (both pump) instead of asking for nothing.
+          const fleet = this.o.limits?.globalConcurrency;
+          const finished = fleet === undefined ? undefined : this.finishedLeases();
+          if (fleet !== undefined) limit = Math.min(limit, fleet - (this.held.size - finished!.length));
           if (limit <= 0) break;
           let now = this.o.clock.now();
           this.pollEntry.lastLook = now;
@@ -618,12 +743,19 @@ export class QueueEngine {
             now,
             leaseUntil: now + this.o.leaseMs,
             token,
+            ...(this.claimLimits !== undefined && { limits: this.claimLimits }),
+            ...(finished !== undefined && finished.length > 0 && { finished }),
           });
           const ending = tasks.length > 0 && this.isStopped;
           for (const claimed of tasks) this.accept(claimed, now + this.o.leaseMs, ending);
           if (tasks.length > 0) this.armRenew();
           if (tasks.length < limit) {
-            await this.armWake();
+            // Cut short by a limit with a settle to come (tasks just claimed, outcomes waiting): that settle claims
+            // again (flush pumps), and a slot freed elsewhere is looked for shortly. Asking the store when work
+            // falls due would be one more round trip per claim all through a limited queue's drain.
+            const settleComing = tasks.length > 0 || this.outbox.length > 0 || this.flushing !== undefined;
+            if (settleComing && this.o.limits !== undefined) this.wakeBy(now + Math.min(this.o.pollMs, HELD_BACK_MS));
+            else await this.armWake();
             break;
           }
         }
@@ -639,6 +771,14 @@ export class QueueEngine {
       if (again) this.pump();
       this.notifyChange();
     }
+  }
+
+  /** Our leased tasks whose handlers have returned, outcomes not yet stored: they use no fleet slot. */
+  private finishedLeases(): { id: string; token: string }[] {
+    const out: { id: string; token: string }[] = [];
+    for (const h of this.held.values())
+      if (h.state === 'settling') out.push({ id: h.claimed.id, token: h.claimed.token });
+    return out;
   }
 
   private accept(claimed: ClaimedTask, leaseUntil: number, ending: boolean): void {
@@ -686,7 +826,105 @@ export class QueueEngine {
       payload: undefined,
       leaseUntil,
       outcome: undefined,
+      progress: undefined,
+      progressAt: Number.NEGATIVE_INFINITY,
+      progressTimer: undefined,
+      progressWriting: undefined,
     };
+  }
+
+  // ---- progress ----
+
+  /** `task.progress(value)`: kept as the latest value and written when its turn comes (`PROGRESS_EVERY_MS`). */
+  private reportProgress(h: Held, value: unknown): void {
+    const text = encodeValue(value, `queue('${this.o.queue}') task.progress`, 'value');
+    if (h.state !== 'running') return;
+    h.progress = { text, value };
+    if (h.progressTimer !== undefined) return;
+    const wait = h.progressAt + PROGRESS_EVERY_MS - this.o.clock.now();
+    if (wait <= 0) {
+      this.startProgressWrite(h);
+      return;
+    }
+    h.progressTimer = this.o.clock.setTimeout(() => {
+      h.progressTimer = undefined;
+      if (h.state === 'running') this.startProgressWrite(h);
+    }, wait);
+  }
+
+  /** Writes `h`'s progress now, remembered as in flight until it lands. */
+  private startProgressWrite(h: Held): void {
+    const writing = this.writeProgress([h]).finally(() => {
+      if (h.progressWriting === writing) h.progressWriting = undefined;
+    });
+    h.progressWriting = writing;
+  }
+
+  /** Writes the progress values waiting in `hs` (one store call) and publishes those the store took. */
+  private async writeProgress(hs: Held[]): Promise<void> {
+    const updates: ProgressUpdate[] = [];
+    const values: unknown[] = [];
+    const now = this.o.clock.now();
+    for (const h of hs) {
+      if (h.progressTimer !== undefined) this.o.clock.clearTimeout(h.progressTimer);
+      h.progressTimer = undefined;
+      if (h.progress === undefined) continue;
+      updates.push({ id: h.claimed.id, token: h.claimed.token, progress: h.progress.text });
+      values.push(h.progress.value);
+      h.progress = undefined;
+      h.progressAt = now;
+    }
+    if (updates.length === 0) return;
+    let ok: boolean[];
+    try {
+      ok = await this.o.store.progress(this.o.queue, updates, now);
+    } catch (error) {
+      this.o.report(error, `queue('${this.o.queue}'): storing task progress failed`);
+      return;
+    }
+    updates.forEach((u, i) => {
+      if (!ok[i]) return;
+      const h = hs.find((x) => x.claimed.id === u.id);
+      this.publish('progress', {
+        queue: this.o.queue,
+        id: u.id,
+        attempt: h?.claimed.attempt ?? 0,
+        payload: h?.payload,
+        ...(h?.claimed.key !== undefined && { key: h.claimed.key }),
+        progress: values[i],
+      });
+    });
+  }
+
+  // ---- cancel ----
+
+  /**
+   * A task of this queue was cancelled (here, or in another process that said
+   * so): if this process holds it, its run ends now (its signal aborts with
+   * `CANCELLED`) and it is not settled.
+   */
+  cancelled(id: string): void {
+    const h = this.held.get(id);
+    if (!h) return;
+    this.loseLease(id, new KeelError('CANCELLED', `queue('${this.o.queue}'): task ${id} was cancelled`));
+  }
+
+  /** Leases the store says are gone: cancelled ones abort with `CANCELLED`, the others with `LEASE_LOST`. */
+  private async loseLeases(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const now = this.o.clock.now();
+    const states = await Promise.all(
+      ids.map((id) =>
+        this.o.store.get(this.o.queue, id, now).then(
+          (r) => r?.state,
+          () => undefined,
+        ),
+      ),
+    );
+    ids.forEach((id, i) => {
+      if (states[i] === 'cancelled') this.cancelled(id);
+      else this.loseLease(id);
+    });
   }
 
   /**
@@ -696,7 +934,11 @@ export class QueueEngine {
    */
   private async armWake(): Promise<void> {
     const next = await this.o.store.nextDueAt(this.o.queue);
-    if (next !== undefined) this.wakeBy(next);
+    if (next === undefined) return;
+    const now = this.o.clock.now();
+    // Due work a limit held back (it stays pending): look again shortly, not at once.
+    if (this.o.limits !== undefined && next <= now) this.wakeBy(now + Math.min(this.o.pollMs, HELD_BACK_MS));
+    else this.wakeBy(next);
   }
 
   /** Makes sure a claim round runs by `at` (an earlier wake-up stays). */
@@ -744,7 +986,7 @@ export class QueueEngine {
       const now = this.o.clock.now();
       try {
         const lost = await this.o.store.renew(this.o.queue, leases, now + this.o.leaseMs, now);
-        for (const id of lost) this.loseLease(id);
+        await this.loseLeases(lost);
         const gone = new Set(lost);
         for (const { id } of leases) {
           const h = this.held.get(id);
@@ -789,21 +1031,27 @@ export class QueueEngine {
     }
     if (stale.length === 0) return true;
     const at = this.o.clock.now();
-    const lost = new Set(await this.o.store.renew(this.o.queue, stale, at + this.o.leaseMs, at));
+    const lostIds = await this.o.store.renew(this.o.queue, stale, at + this.o.leaseMs, at);
+    const lost = new Set(lostIds);
+    const gone: string[] = [];
     for (const { id, token } of stale) {
       const h = this.held.get(id);
       if (!h || h.claimed.token !== token) continue;
-      if (lost.has(id)) this.loseLease(id);
+      if (lost.has(id)) gone.push(id);
       else h.leaseUntil = at + this.o.leaseMs;
     }
+    await this.loseLeases(gone);
     this.earliestLease = 0;
     return true;
   }
 
-  private loseLease(id: string): void {
+  private loseLease(id: string, why?: KeelError): void {
     const h = this.held.get(id);
     if (!h || h.state === 'released') return;
-    const reason = new LeaseLostError(this.o.queue, id);
+    const reason = why ?? new LeaseLostError(this.o.queue, id);
+    if (h.progressTimer !== undefined) this.o.clock.clearTimeout(h.progressTimer);
+    h.progressTimer = undefined;
+    h.progress = undefined;
     if (h.state === 'buffered') {
       const i = this.buffer.indexOf(h, this.bufferHead);
       if (i >= 0) this.buffer.splice(i, 1);
@@ -840,6 +1088,12 @@ export class QueueEngine {
         const batch = this.outbox;
         this.outbox = [];
         let ok: boolean[];
+        // Progress writes in flight land first, then progress still waiting for its turn is written: the
+        // settled task keeps its last value (a settle racing a write moved the row to history before it).
+        const writing = batch.map((b) => b.held.progressWriting).filter((w) => w !== undefined);
+        if (writing.length > 0) await Promise.all(writing);
+        const unwritten = batch.filter((b) => b.held.progress !== undefined).map((b) => b.held);
+        if (unwritten.length > 0) await this.writeProgress(unwritten);
         try {
           ok = await this.o.store.settle(
             this.o.queue,
@@ -869,7 +1123,8 @@ export class QueueEngine {
   }
 
   private announce(h: Held, outcome: Outcome): void {
-    if (outcome.kind === 'released') return;
+    if (outcome.kind === 'released' || outcome.kind === 'deferred') return;
+    if (outcome.kind !== 'retrying') this.o.finished?.(outcome.kind);
     const { claimed } = h;
     const payload: TaskEventPayload = {
       queue: this.o.queue,
@@ -880,10 +1135,26 @@ export class QueueEngine {
       ...(outcome.kind !== 'succeeded' && { error: outcome.error }),
       ...(outcome.kind === 'retrying' && { runAt: outcome.runAt }),
     };
+    this.publish(outcome.kind, payload);
+  }
+
+  private publish(kind: keyof QueueEngine['topics'], payload: TaskEventPayload): void {
     try {
-      this.o.publish(this.topics[outcome.kind], payload);
+      this.o.publish(this.topics[kind], payload);
     } catch (error) {
-      this.o.report(error, `queue('${this.o.queue}'): publishing task.${this.o.queue}.${outcome.kind} failed`);
+      this.o.report(error, `queue('${this.o.queue}'): publishing task.${this.o.queue}.${kind} failed`);
     }
   }
+}
+
+/**
+ * A handler's return value as stored with its succeeded task: its JSON text,
+ * nothing for `undefined` or a value JSON cannot carry faithfully (a class
+ * instance, a function), and a marker for one over `RESULT_LIMIT_BYTES`.
+ */
+export function resultText(value: unknown): string | undefined {
+  if (value === undefined || jsonProblem(value, 'result') !== undefined) return undefined;
+  const text = JSON.stringify(value);
+  const bytes = Buffer.byteLength(text, 'utf8');
+  return bytes > RESULT_LIMIT_BYTES ? JSON.stringify({ 'keel.truncated': true, bytes }) : text;
 }

@@ -1,8 +1,10 @@
 import { invalidOptions } from '../../core/errors.js';
-import { OptionReader } from '../../core/options.js';
+import { describeValue, MAX_TIMER_MS, OptionReader } from '../../core/options.js';
 import { parseRetry, type RetryOptions, type RetryPolicy } from '../../core/retry.js';
+import type { ClaimLimits, RateLimit, Retention } from '../../stores/store.js';
 import { parseTopic } from '../bus/topics.js';
 import type { Task } from './engine.js';
+import { parseRetention, type RetentionOptions } from './retention.js';
 
 /** Options of `rt.queue` (see DESIGN.md). */
 export interface QueueOptions<P = any> {
@@ -25,12 +27,33 @@ export interface QueueOptions<P = any> {
   batchSize?: number;
   /** Start paused: nothing is claimed until `resume()`. */
   paused?: boolean;
+  /**
+   * What is kept of finished tasks (for `get`/`list`); the rest is pruned in
+   * the background. Defaults (`DEFAULT_RETENTION`): succeeded the last 1,000
+   * for a day, dead the last 10,000 for a week, cancelled the last 1,000 for a day.
+   */
+  retention?: RetentionOptions;
+  /** Tasks of this queue running at once in the whole fleet (every process sharing the store). */
+  globalConcurrency?: number;
+  /** Tasks of this queue started in any `perMs` window in the whole fleet. */
+  rateLimit?: RateLimit;
+  /** Tasks of one group running at once in the whole fleet; 1 runs one entity's tasks one after another, in order. */
+  groupConcurrency?: number;
+  /** Tasks of one group started in any `perMs` window in the whole fleet. */
+  groupRateLimit?: RateLimit;
 }
 
 /** Options of one enqueue. */
 export interface EnqueueOptions {
   /** Dedup key: while a task with this key is pending, active or retrying, no second one is added. */
   key?: string;
+  /**
+   * What an enqueue whose key is held does: `keep` (default) adds nothing
+   * (`deduplicated: true`); `replace` gives a PENDING holder this payload
+   * (`replaced: true`, the holder's id and place in line). A holder that is
+   * active or retrying has started and is not replaced: `deduplicated: true`.
+   */
+  onDuplicate?: 'keep' | 'replace';
   /** Not run before this many ms from now. */
   delayMs?: number;
   /**
@@ -39,6 +62,10 @@ export interface EnqueueOptions {
    * caller's own writes. Workers see it once the caller commits.
    */
   tx?: unknown;
+  /** Lower runs first; an integer, default 0, negative allowed. FIFO within one priority. */
+  priority?: number;
+  /** The tenant or entity the task belongs to: groups take turns, and the group limits count per group. */
+  group?: string;
 }
 
 /** A queue name goes into bus topics (`task.<name>.succeeded`), so it must make a valid topic. */
@@ -64,6 +91,11 @@ const KNOWN = [
   'pollMs',
   'batchSize',
   'paused',
+  'retention',
+  'globalConcurrency',
+  'rateLimit',
+  'groupConcurrency',
+  'groupRateLimit',
 ];
 
 /** A queue's options, checked, defaults filled in. */
@@ -78,6 +110,9 @@ export interface ResolvedQueueOptions {
   pollMs: number;
   batchSize: number;
   paused: boolean;
+  retention: Retention;
+  /** What every claim enforces; undefined when the queue has no limits. */
+  limits: ClaimLimits | undefined;
 }
 
 /** Checks `rt.queue` options and fills in defaults; bad input throws `INVALID_OPTIONS` naming the option. */
@@ -97,5 +132,41 @@ export function resolveQueueOptions(name: string, options: QueueOptions): Resolv
     // A cap, not a target: the prefetch window sizes each claim to what the handlers finish in 50 ms.
     batchSize: o.int('batchSize', 500, 1),
     paused: o.bool('paused', false),
+    retention: parseRetention(owner, o.values.retention),
+    limits: claimLimits(owner, o),
   };
+}
+
+/** The fleet-wide limits among the options, checked; undefined when there are none. */
+function claimLimits(owner: string, o: OptionReader): ClaimLimits | undefined {
+  const limits: ClaimLimits = {};
+  // Integers: the stores count in whole tasks and whole milliseconds.
+  const gc = o.int('globalConcurrency', 0, 1);
+  if (gc > 0) limits.globalConcurrency = gc;
+  const ggc = o.int('groupConcurrency', 0, 1);
+  if (ggc > 0) limits.groupConcurrency = ggc;
+  const rate = rateLimit(owner, 'rateLimit', o.values.rateLimit);
+  if (rate) limits.rateLimit = rate;
+  const groupRate = rateLimit(owner, 'groupRateLimit', o.values.groupRateLimit);
+  if (groupRate) limits.groupRateLimit = groupRate;
+  return Object.keys(limits).length > 0 ? limits : undefined;
+}
+
+/** `{ max, perMs }`, both integers >= 1 (perMs at most a timer's range), or undefined when absent. */
+function rateLimit(owner: string, name: string, value: unknown): RateLimit | undefined {
+  if (value === undefined) return undefined;
+  const r = new OptionReader(owner, value, ['max', 'perMs'], `a ${name} option`, name);
+  const max = r.values.max;
+  const perMs = r.values.perMs;
+  if (typeof max !== 'number' || !Number.isInteger(max) || max < 1 || max > 1_000_000) {
+    throw invalidOptions(owner, `${name}.max`, `must be an integer from 1 to 1,000,000, got ${describeValue(max)}`);
+  }
+  if (typeof perMs !== 'number' || !Number.isInteger(perMs) || perMs < 1 || perMs > MAX_TIMER_MS) {
+    throw invalidOptions(
+      owner,
+      `${name}.perMs`,
+      `must be an integer from 1 to ${MAX_TIMER_MS}, got ${describeValue(perMs)}`,
+    );
+  }
+  return { max, perMs };
 }

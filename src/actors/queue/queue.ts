@@ -2,14 +2,18 @@ import { type AnyActorRef, createActor } from 'xstate';
 import { MicrotaskBatcher } from '../../core/batcher.js';
 import { invalidOptions, KeelError } from '../../core/errors.js';
 import { decodeOrText, encodeValue } from '../../core/json.js';
+import { describeValue } from '../../core/options.js';
 import { untilSnapshot } from '../../core/untilSnapshot.js';
 import {
+  type CancelResult,
+  canDeleteDead,
   type EnqueueResult,
+  hasQueuePauses,
+  isCancelWatchable,
   isTransactional,
   isWatchable,
   type NewTask,
   type QueueStats,
-  type TaskRecord,
   type TaskStore,
 } from '../../stores/store.js';
 import type { Component, Host } from '../host.js';
@@ -18,6 +22,9 @@ import { checkEnqueue } from './enqueueOptions.js';
 import { idlePollerFor } from './idlePoller.js';
 import type { EnqueueOptions, ResolvedQueueOptions } from './options.js';
 import { queueLogic } from './queueActor.js';
+import { Pruner } from './retention.js';
+import { followStorePause } from './storePauses.js';
+import { checkListQuery, type ListQuery, type TaskInfo, taskInfo } from './taskInfo.js';
 
 /** A dead-lettered task. */
 export interface DeadTask<P = any> {
@@ -44,11 +51,41 @@ export interface Queue<P = any> {
   dead(): Promise<DeadTask<P>[]>;
   /** Puts a dead task back (attempts reset); false when a live task holds its key. */
   redrive(id: string): Promise<boolean>;
-  /** One task as stored, or undefined once it succeeded. */
-  get(id: string): Promise<TaskRecord | undefined>;
-  /** Stops claiming new tasks (running ones finish). */
+  /**
+   * One task in any state within retention (see `TaskInfo`: payload, result
+   * and progress decoded), or undefined when it is unknown or pruned.
+   */
+  get(id: string): Promise<TaskInfo<P> | undefined>;
+  /**
+   * One page of the queue's tasks, oldest first (`order: 'newest'`: the latest
+   * enqueued first); pass `next` as `after` for the following page.
+   */
+  list(query?: ListQuery): Promise<{ items: TaskInfo<P>[]; next?: string }>;
+  /**
+   * Cancels a task, from any process: a pending or retrying one never runs; a
+   * running one's `task.signal` aborts (reason: `KeelError` `CANCELLED`)
+   * wherever it runs, and it is not retried. Ends in state `cancelled`,
+   * published as `task.<queue>.cancelled`. `finished` when it had already ended.
+   */
+  cancel(id: string): Promise<CancelResult>;
+  /**
+   * Deletes the listed dead tasks (an operator's clean-up; live tasks are left
+   * alone: cancel those). Resolves to the ids that were deleted.
+   */
+  deleteDead(ids: readonly string[]): Promise<string[]>;
+  /** Stops claiming new tasks (running ones finish), in this runtime; a store's pause flag (console) pauses it too. */
   pause(): void;
   resume(): void;
+  /**
+   * Stops the queue as `rt.stop()` would (active handlers get `graceMs`, then
+   * their tasks go back to pending) and frees its actor, timers and bus
+   * subscriptions; the runtime forgets the name, so `rt.queue(name, ...)`
+   * creates a new queue. This handle then refuses everything with `CLOSED`.
+   * Stored tasks stay in the store.
+   */
+  close(): Promise<void>;
+  /** @internal wakes the workers at once: tasks were written to the store by another path (durable bus subscriptions). */
+  notify(): void;
 }
 
 /** How often `drain` re-reads a shared store's counts while other processes work its queue. */
@@ -58,13 +95,6 @@ interface PendingEnqueue {
   task: NewTask;
   resolve: (r: EnqueueResult) => void;
   reject: (e: unknown) => void;
-  /** Told the new task's id (telemetry), before any worker can claim it. */
-  follow: ((id: string) => void) | undefined;
-}
-
-function followed(r: EnqueueResult, follow: (id: string) => void): EnqueueResult {
-  if (!r.deduplicated) follow(r.id);
-  return r;
 }
 
 /** What a queue needs of its runtime. */
@@ -84,6 +114,8 @@ export function createQueue(
   rt: QueueHost,
   name: string,
   o: ResolvedQueueOptions,
+  /** Called once `close()` has stopped the queue: the registry forgets it. */
+  onClose: (component: Component) => void = () => {},
 ): { queue: Queue; component: Component } {
   if (typeof (rt.store as Partial<TaskStore>).claim !== 'function') {
     throw new KeelError(
@@ -92,6 +124,7 @@ export function createQueue(
     );
   }
   const report = (error: unknown, detail: string) => rt.report(error, detail);
+  const pruner = new Pruner(name, rt.store, rt.clock, o.retention, report);
   const engine = new QueueEngine({
     queue: name,
     store: rt.store,
@@ -103,18 +136,26 @@ export function createQueue(
     timeoutMs: o.timeoutMs,
     pollMs: o.pollMs,
     batchSize: o.batchSize,
+    limits: o.limits,
     poller: idlePollerFor(rt, rt.store, rt.clock, report),
     breakerName: o.breaker,
     breaker: o.breaker === undefined ? undefined : () => rt.breaker(o.breaker!),
     publish: (topic, payload: TaskEventPayload) => rt.publish(topic, payload),
     report,
     observe: rt.observe,
+    finished: (state) => pruner.finished(state),
   });
   const actor = startActor(rt, name, engine, report, o);
   engine.attach(actor);
   let offBreaker: (() => void) | undefined;
   let unwatch: (() => void) | undefined;
+  let unwatchCancels: (() => void) | undefined;
   let started = false;
+  // The queue claims only while neither this runtime (`pause()`) nor the store's flag (the console, fleet-wide) pauses it.
+  let localPaused = o.paused;
+  let storePaused = false;
+  let unfollowPause: (() => void) | undefined;
+  const applyPause = () => actor.send({ type: localPaused || storePaused ? 'queue.pause' : 'queue.resume' });
 
   const component: Component = {
     kind: 'queue',
@@ -126,23 +167,52 @@ export function createQueue(
         offBreaker = rt.subscribe(`breaker.${o.breaker}.closed`, () => actor.send({ type: 'queue.ungate' }));
       }
       // Work enqueued by other processes wakes this one at once instead of at the next poll.
-      if (o.handler !== undefined)
+      if (o.handler !== undefined) {
         unwatch = isWatchable(rt.store) ? rt.store.watch(name, () => engine.notify()) : undefined;
+        // A task cancelled by another process stops here at once, not at the next lease renewal.
+        unwatchCancels = isCancelWatchable(rt.store)
+          ? rt.store.watchCancels(name, (id) => engine.cancelled(id))
+          : undefined;
+      }
+      pruner.start();
+      if (o.handler !== undefined && hasQueuePauses(rt.store)) {
+        const follow = followStorePause(rt.store, rt.clock, report, name, (paused) => {
+          storePaused = paused;
+          applyPause();
+        });
+        unfollowPause = follow.stop;
+        // A queue paused fleet-wide must not claim a batch before it has read its flag.
+        await follow.ready;
+      }
       actor.send({ type: 'queue.start' });
     },
     stop: async () => {
       unwatch?.();
       unwatch = undefined;
+      unwatchCancels?.();
+      unwatchCancels = undefined;
+      const pruned = pruner.stop();
+      unfollowPause?.();
+      unfollowPause = undefined;
       actor.send({ type: 'queue.stop' });
       if (actor.getSnapshot().status === 'active') {
         await untilSnapshot<{ status: string }>(actor, (s) => s.status !== 'active');
       }
       offBreaker?.();
+      await pruned;
     },
   };
 
+  let closing: Promise<void> | undefined;
+  const closedError = (what: string) =>
+    new KeelError(
+      'CLOSED',
+      `queue('${name}').${what}: the queue was closed; call rt.queue('${name}', ...) for a new one`,
+    );
+
   /** Waits for the store to be open; rejects when it never will be. */
   const ready = async (what: string): Promise<void> => {
+    if (closing) throw closedError(what);
     await rt.whenRunning(`queue('${name}').${what}`);
     if (!started || engine.isStopped) {
       throw new KeelError('RUNTIME_STOPPED', `queue('${name}').${what}: the runtime is stopping or stopped`);
@@ -166,10 +236,7 @@ export function createQueue(
         items.map((i) => i.task),
         rt.clock.now(),
       );
-      for (let i = 0; i < items.length; i++) {
-        const item = items[i]!;
-        item.resolve(item.follow === undefined ? results[i]! : followed(results[i]!, item.follow));
-      }
+      for (let i = 0; i < items.length; i++) items[i]!.resolve(results[i]!);
       engine.notify();
     } catch (error) {
       for (const i of items) i.reject(error);
@@ -199,23 +266,26 @@ export function createQueue(
 
     enqueue(payload, options = {}) {
       try {
-        const { key, runAt, tx } = checkEnqueue(name, options, rt.clock.now());
+        if (closing) throw closedError('enqueue');
+        const { key, runAt, tx, replace, priority, group } = checkEnqueue(name, options, rt.clock.now());
         const text = encodeValue(payload, `queue('${name}').enqueue: payload`, 'payload');
         const state = rt.state;
         // Not started (NOT_STARTED) or stopping (RUNTIME_STOPPED): `ready` rejects.
         if (state === 'idle' || state === 'stopping' || state === 'stopped') return ready('enqueue') as Promise<never>;
+        // Asked here, in the caller's async context: stored with the task, the trace context of this enqueue
+        // becomes the parent of its attempts' spans in whichever process claims it.
+        const trace = rt.observe?.traceContext?.();
         const task: NewTask = {
           payload: text,
           runAt,
           ...(key !== undefined && { key }),
+          ...(trace !== undefined && { trace }),
+          ...(replace && key !== undefined && { replace }),
+          ...(priority !== 0 && { priority }),
+          ...(group !== undefined && { group }),
         };
-        // Asked here, in the caller's async context: the trace context of this enqueue becomes the attempts' parent.
-        const follow = rt.observe?.taskEnqueueing?.(name);
-        if (tx !== undefined) {
-          const stored = enqueueIn(tx, task);
-          return follow === undefined ? stored : stored.then((r) => followed(r, follow));
-        }
-        return new Promise<EnqueueResult>((resolve, reject) => batch.add({ task, resolve, reject, follow }));
+        if (tx !== undefined) return enqueueIn(tx, task);
+        return new Promise<EnqueueResult>((resolve, reject) => batch.add({ task, resolve, reject }));
       } catch (error) {
         return Promise.reject(error);
       }
@@ -228,11 +298,15 @@ export function createQueue(
       await ready('drain');
       await Promise.all(before);
       for (;;) {
+        // Counted before the store is asked: what changes while it answers (a wake, a claim, a settle) is seen.
+        const seen = engine.changes;
         if (engine.localIdle && batch.size === 0) {
           const s = await rt.store.stats(name, rt.clock.now());
           if (s.pending + s.active + s.retrying === 0 && engine.localIdle && batch.size === 0) return;
         }
         if (engine.isStopped) throw new KeelError('RUNTIME_STOPPED', `queue('${name}').drain: the runtime stopped`);
+        // The counts may predate that change; waiting for the next one could wait for nothing.
+        if (engine.changes !== seen) continue;
         if (!engine.localIdle || !isWatchable(rt.store)) {
           await engine.nextChange();
           continue;
@@ -279,15 +353,77 @@ export function createQueue(
 
     async get(id) {
       await ready('get');
-      return rt.store.get(name, String(id), rt.clock.now());
+      const r = await rt.store.get(name, String(id), rt.clock.now());
+      return r && taskInfo(r);
+    },
+
+    async list(query = {}) {
+      const q = checkListQuery(name, query);
+      await ready('list');
+      const page = await rt.store.list(name, q, rt.clock.now());
+      return { items: page.items.map(taskInfo), ...(page.next !== undefined && { next: page.next }) };
+    },
+
+    async cancel(id) {
+      await ready('cancel');
+      const result = await rt.store.cancel(name, String(id), rt.clock.now());
+      if (result !== 'cancelled') return result;
+      engine.cancelled(String(id));
+      pruner.finished('cancelled');
+      try {
+        rt.publish(`task.${name}.cancelled`, { queue: name, id: String(id) });
+      } catch (error) {
+        report(error, `queue('${name}'): publishing task.${name}.cancelled failed`);
+      }
+      // A cancelled task no longer counts for drain.
+      engine.notify();
+      return result;
+    },
+
+    async deleteDead(ids) {
+      if (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string')) {
+        throw invalidOptions(
+          `queue('${name}').deleteDead`,
+          'ids',
+          `must be an array of task ids (strings), got ${describeValue(ids)}`,
+        );
+      }
+      await ready('deleteDead');
+      if (!canDeleteDead(rt.store)) {
+        throw new KeelError(
+          'INVALID_OPTIONS',
+          `queue('${name}').deleteDead: the runtime's store (${rt.store.kind}) cannot delete tasks (no deleteDead)`,
+        );
+      }
+      return rt.store.deleteDead(name, ids);
     },
 
     pause() {
-      actor.send({ type: 'queue.pause' });
+      localPaused = true;
+      applyPause();
     },
 
     resume() {
-      actor.send({ type: 'queue.resume' });
+      localPaused = false;
+      applyPause();
+    },
+
+    close() {
+      if (!closing) {
+        // Enqueues already batched reach the store first (flushed before `closing` is set); later ones get CLOSED.
+        const flushed = batch.flush();
+        closing = (async () => {
+          await flushed;
+          await Promise.all([...writing]);
+          await component.stop?.();
+          onClose(component);
+        })();
+      }
+      return closing;
+    },
+
+    notify() {
+      engine.notify();
     },
   };
   return { queue, component };

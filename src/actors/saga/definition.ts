@@ -2,6 +2,7 @@ import { invalidOptions } from '../../core/errors.js';
 import { describeValue, MAX_TIMER_MS, OptionReader } from '../../core/options.js';
 import { parseRetry, type RetryOptions, type RetryPolicy } from '../../core/retry.js';
 import type { SagaStepKind } from '../../machines/saga.js';
+import { parseSagaRetention, type ResolvedRetention, type SagaRetentionOptions } from './retention.js';
 
 /** What a step (or its compensation) is given. */
 export interface StepContext<TInput = any> {
@@ -119,6 +120,13 @@ export interface SagaOptions<TSteps extends readonly SagaStep[] = readonly SagaS
   compensationRetry?: RetryOptions;
   /** How long `rt.stop()` waits for running sagas before interrupting them (they resume on the next start). Default 5,000. */
   shutdownGraceMs?: number;
+  /**
+   * How long finished runs are kept, by how they ended (default for each: the
+   * newest 1,000 for 7 days). While kept, `get`/`list` show a run and
+   * `execute(input, { id })` returns its stored result: this is the
+   * idempotency window of an id. A background pruner deletes the rest.
+   */
+  retention?: SagaRetentionOptions;
 }
 
 /** A step with its policies resolved. */
@@ -154,6 +162,7 @@ export interface ResolvedSaga {
   compensationTimeoutMs: number;
   shutdownGraceMs: number;
   pollMs: number;
+  retention: ResolvedRetention;
   /** The given version, or one derived from the step names and their undo-ability (changes when they do). */
   version: string;
   /** True when the user named the version. */
@@ -181,6 +190,7 @@ const SAGA_OPTIONS = [
   'compensationRetry',
   'shutdownGraceMs',
   'pollMs',
+  'retention',
 ] as const;
 /** The options of each kind of step; the kind is told by which of `run`, `sleepMs`/`until`, `waitFor` it has. */
 const STEP_OPTIONS: Record<SagaStepKind, readonly string[]> = {
@@ -262,6 +272,7 @@ export function resolveSaga(name: unknown, options: unknown): ResolvedSaga {
   );
   const shutdownGraceMs = o.duration('shutdownGraceMs', 5_000, 0);
   const pollMs = o.duration('pollMs', 1_000, 1);
+  const retention = parseSagaRetention(owner, o.values.retention);
   const given = o.values.version;
   if (
     given !== undefined &&
@@ -395,6 +406,7 @@ export function resolveSaga(name: unknown, options: unknown): ResolvedSaga {
     compensationTimeoutMs: stepTimeoutMs,
     shutdownGraceMs,
     pollMs,
+    retention,
     version: given === undefined ? shape : String(given),
     versioned: given !== undefined,
   };

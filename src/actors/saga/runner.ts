@@ -35,7 +35,10 @@ import type { Host } from '../host.js';
 import { BranchSet } from './branches.js';
 import type { ResolvedSaga, ResolvedStep, SagaStep, StepContext } from './definition.js';
 import { type SagaEffect, SagaEngine, type SagaState, type SagaStep as Transition } from './engine.js';
+import { appendHistory, parseHistory, type SagaHistoryEntry } from './history.js';
 import { Bell, listenForSignals, ringSignal } from './inbox.js';
+import { encodeCursor, listQuery, type SagaInfo, type SagaPage, sagaInfo } from './info.js';
+import { SagaPruner } from './pruner.js';
 import { resultOf, type SagaResult } from './result.js';
 import { keepResult } from './stepResult.js';
 import { afterStoreFault, pause } from './storeRetry.js';
@@ -80,6 +83,21 @@ interface Flight {
   bell: Bell | undefined;
   /** True while it sleeps or waits for a signal: `stop()` does not wait for it (it resumes on the next start). */
   waiting: boolean;
+  /** The trace context of the `execute` that started it (kept in the record): its steps' spans hang under it. */
+  trace: string | undefined;
+  /** Every state it went through (stored with each checkpoint). */
+  history: SagaHistoryEntry[];
+  /** True while a checkpoint is being written (`writes` has not settled). */
+  writing: boolean;
+  /** The attempts of the parallel branches running now, by step (stored with each checkpoint). */
+  branchAttempts: Map<string, AttemptState>;
+}
+
+/** What a checkpoint adds to the history besides the state reached: a branch's retry, a failed attempt's error. */
+interface HistoryNote {
+  state?: string;
+  attempt?: number;
+  error?: unknown;
 }
 
 /** What a saga runner needs of its runtime. */
@@ -126,6 +144,8 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
   /** Which signal of its name a `waitFor` step takes: the n-th, after the earlier steps waiting for the same name. */
   private readonly signalIndex = new Map<string, number>();
   private stopped = false;
+  /** Deletes finished runs past the retention; the first registered version's runner prunes for the name. */
+  private pruner: SagaPruner | undefined;
 
   constructor(
     private readonly rt: SagaHost,
@@ -170,6 +190,39 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     return this.flights.get(id)?.state?.value;
   }
 
+  /**
+   * The stored run `id` of this saga name (any version) with its history;
+   * undefined when no run has that id (never started, or pruned by the
+   * retention). A query, so an unknown id is no error (unlike `signal`/`cancel`).
+   */
+  async get(id: unknown): Promise<SagaInfo | undefined> {
+    const what = `saga('${this.def.name}').get`;
+    if (typeof id !== 'string' || id === '') {
+      throw new KeelError(
+        'INVALID_OPTIONS',
+        `${what}: the saga id must be a non-empty string, got ${describeValue(id)}`,
+      );
+    }
+    await this.rt.whenRunning(what);
+    const record = await this.store.loadSaga(this.def.name, id);
+    return record && sagaInfo(record);
+  }
+
+  /** A page of the stored runs of this saga name, newest first (keyset pagination: pass `next` as `after`). */
+  async list(options?: unknown): Promise<SagaPage> {
+    const what = `saga('${this.def.name}').list`;
+    const query = listQuery(what, options);
+    await this.rt.whenRunning(what);
+    // One more than asked tells whether a next page exists.
+    const records = await this.store.listSagas(this.def.name, { ...query, limit: query.limit + 1 });
+    const page = records.slice(0, query.limit);
+    const last = page.at(-1);
+    return {
+      items: page.map(sagaInfo),
+      ...(records.length > query.limit && last && { next: encodeCursor(last) }),
+    };
+  }
+
   /** How many sagas of this definition run in this runtime now. */
   get running(): number {
     return this.flights.size;
@@ -193,6 +246,8 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       return Promise.reject(error);
     }
     const flight = this.newFlight(id);
+    // In the caller's async context; a saga already stored keeps the context of the execute that started it.
+    flight.trace = this.rt.observe?.traceContext?.();
     void (async () => {
       await this.rt.whenRunning(what);
       const stored = await this.stored(flight, () => this.store.loadSaga(this.def.name, id));
@@ -417,6 +472,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
   async resumeAll(): Promise<void> {
     const s = this.store;
     this.unlisten ??= this.watchSignals(s);
+    this.startPruner();
     if (hasSharedSagas(s)) {
       await this.adopt(s);
       this.armOwnership(s);
@@ -442,6 +498,23 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
         this.rt.report(error, `saga '${this.def.name}' could not resume '${record.id}'`);
       }
     }
+  }
+
+  /** The first registered version's runner prunes the finished runs of the name (by its `retention`). */
+  private startPruner(): void {
+    if (this.family.values().next().value !== this) return;
+    if (typeof (this.store as Partial<SagaStore>).pruneSagas !== 'function') return;
+    this.pruner ??= new SagaPruner(
+      { store: this.store, clock: this.rt.clock, report: (e, c) => this.rt.report(e, c) },
+      this.def.name,
+      this.def.retention,
+    );
+    this.pruner.start();
+  }
+
+  /** A run of this name finished here: the family's pruner counts it. */
+  private noteFinished(): void {
+    (this.family.values().next().value as SagaRunner<any> | undefined)?.pruner?.noteFinished();
   }
 
   /** Takes the sagas nobody owns any more and runs them here. */
@@ -555,6 +628,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     this.pollTimer = undefined;
     this.unlisten?.();
     this.unlisten = undefined;
+    await this.pruner?.stop();
     if (this.flights.size === 0) return;
     if (this.def.shutdownGraceMs > 0) {
       const all = Promise.allSettled([...this.flights.values()].map((f) => f.promise));
@@ -624,6 +698,10 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       inStep: false,
       bell: undefined,
       waiting: false,
+      trace: undefined,
+      history: [],
+      writing: false,
+      branchAttempts: new Map(),
     };
     this.flights.set(id, flight);
     this.armPoll();
@@ -639,6 +717,13 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     }
     flight.attempts = { attempt: record.attempt, notBefore: record.notBefore };
     flight.createdAt = record.createdAt;
+    flight.trace = record.trace;
+    flight.history = parseHistory(record.history);
+    flight.branchAttempts = new Map(
+      Object.entries(
+        record.branches === undefined ? {} : (JSON.parse(record.branches) as Record<string, AttemptState>),
+      ),
+    );
     const value = JSON.parse(record.state) as Record<'running' | 'compensating', string>;
     const context = JSON.parse(record.context) as SagaContext;
     const resumed = this.engine.resume(value, context);
@@ -672,6 +757,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
           if (effect.kind === 'publish') this.rt.publish(effect.topic, effect.payload, { source });
         }
         if (state.done) {
+          this.noteFinished();
           this.settle(flight, status, state.context);
           return;
         }
@@ -681,7 +767,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
         if (!cancel && invoke && this.isBranch(invoke)) {
           for (const effect of effects) {
             if (effect.kind === 'invoke') {
-              // A branch's retries are not checkpointed: a resumed group runs its unfinished branches again.
+              // A branch's attempts are checkpointed (`branchAttempts`): a resumed group goes on with each one's count.
               branches.start(effect.id, signal, (own) => this.attempt(flight, undefined, 'running', effect, own));
             }
           }
@@ -890,8 +976,8 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
   }
 
   /** Undoes the completed child saga of a `child` step as a whole (see `undoCompleted`). */
-  private undoChild(parentId: string, s: ResolvedStep, signal: AbortSignal): Promise<string[]> {
-    return this.childRunner(s).undoCompleted(`${parentId}/${s.name}`, signal);
+  private undoChild(parent: SagaContext, s: ResolvedStep, signal: AbortSignal): Promise<string[]> {
+    return this.childRunner(s).undoCompleted(`${parent.sagaId}/${s.name}`, signal, parent.error);
   }
 
   /**
@@ -899,28 +985,41 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
    * in reverse order (a child step's child the same way), each with the
    * compensation retries. Its idempotency keys are the ones a compensation
    * of that step always has, so an undo run again after a crash changes
-   * nothing twice. A saga that did not complete undid itself: nothing to do.
+   * nothing twice. Then the run ends `compensated` (its error: `cause`, why
+   * its parent compensated) and `saga.<name>.compensated` is published. A saga
+   * that did not complete undid itself (or was undone already): nothing to do.
    * Resolves with the steps undone.
    */
-  async undoCompleted(id: string, signal: AbortSignal): Promise<string[]> {
+  async undoCompleted(id: string, signal: AbortSignal, cause?: unknown): Promise<string[]> {
     const record = await this.store.loadSaga(this.def.name, id);
     if (record?.status !== 'completed') return [];
-    if (record.version !== this.def.version) return this.runnerOf(record).undoCompleted(id, signal);
+    if (record.version !== this.def.version) return this.runnerOf(record).undoCompleted(id, signal, cause);
     const context = JSON.parse(record.context) as SagaContext;
+    const history = parseHistory(record.history);
     const undone: string[] = [];
     const order = this.def.steps.flatMap((x) => x.parallel ?? [x]).reverse();
     for (const step of order) {
       if (!step.compensate) continue;
+      appendHistory(
+        history,
+        { compensating: step.name },
+        this.rt.clock.now(),
+        1,
+        undone.length === 0 ? cause : undefined,
+      );
+      const state: AttemptState = { attempt: 1, notBefore: undefined };
       await runAttempts({
         clock: this.rt.clock,
         policy: this.def.compensationRetry,
         timeoutMs: this.def.compensationTimeoutMs,
         signal,
-        state: { attempt: 1, notBefore: undefined },
-        persist: async () => {},
+        state,
+        // Kept in memory only: an undo interrupted by a crash runs again from its first step (idempotently).
+        persist: async () =>
+          appendHistory(history, { compensating: step.name }, this.rt.clock.now(), state.attempt, undefined),
         what: `saga '${this.def.name}' '${id}': undoing '${step.name}' as part of its parent's compensation`,
         call: (attempt, attemptSignal) => {
-          if (step.child) return this.undoChild(id, step, attemptSignal);
+          if (step.child) return this.undoChild({ ...context, sagaId: id, error: cause }, step, attemptSignal);
           return (step.compensate as NonNullable<ResolvedStep['compensate']>)({
             ...this.contextOf(context, step.name, attemptSignal),
             attempt,
@@ -930,6 +1029,23 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       });
       undone.push(step.name);
     }
+    const ended: SagaContext = { ...context, compensated: undone, error: errorData(cause) };
+    const now = this.rt.clock.now();
+    appendHistory(history, 'compensated', now, undefined, cause);
+    await this.store.saveSaga({
+      ...record,
+      status: 'compensated',
+      state: JSON.stringify('compensated'),
+      context: JSON.stringify(storable(ended)),
+      attempt: 1,
+      notBefore: undefined,
+      updatedAt: now,
+      history: JSON.stringify(history),
+    });
+    this.noteFinished();
+    this.rt.publish(sagaTopic(this.def.name, 'compensated'), sagaPayloads.compensated(ended), {
+      source: `saga.${this.def.name}.${id}`,
+    });
     return undone;
   }
 
@@ -1008,8 +1124,26 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     );
   }
 
-  /** Checkpoints the saga; resolves once the store has it. */
-  private write(flight: Flight, status: SagaRecordStatus, value: unknown, context: SagaContext): Promise<void> {
+  /**
+   * Checkpoints the saga, with its history and its branches' attempts; resolves
+   * once the store has it. A saga's checkpoints land one after another in the
+   * order they were made (parallel branches checkpoint their retries at once).
+   */
+  private write(
+    flight: Flight,
+    status: SagaRecordStatus,
+    value: unknown,
+    context: SagaContext,
+    note: HistoryNote = {},
+  ): Promise<void> {
+    const final = isFinalSagaStatus(status);
+    appendHistory(
+      flight.history,
+      note.state ?? value,
+      this.rt.clock.now(),
+      final ? undefined : (note.attempt ?? flight.attempts.attempt),
+      note.error ?? this.whyHere(flight, status, context),
+    );
     const record: SagaRecord = {
       saga: this.def.name,
       id: flight.id,
@@ -1021,13 +1155,38 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       notBefore: flight.attempts.notBefore,
       createdAt: flight.createdAt,
       updatedAt: this.rt.clock.now(),
+      ...(flight.trace !== undefined && { trace: flight.trace }),
+      history: JSON.stringify(flight.history),
+      ...(flight.branchAttempts.size > 0 && { branches: JSON.stringify(Object.fromEntries(flight.branchAttempts)) }),
     };
     const save = () => {
       record.updatedAt = this.rt.clock.now();
       return this.store.saveSaga(record);
     };
-    flight.writes = this.stored(flight, save);
-    return flight.writes;
+    // Only a parallel branch's retry can checkpoint while another write is in flight: it waits its turn.
+    // Otherwise the write starts now, in this tick, to share the store's batch with the other sagas' writes.
+    const write = flight.writing
+      ? flight.writes.catch(() => {}).then(() => this.stored(flight, save))
+      : this.stored(flight, save);
+    flight.writes = write;
+    flight.writing = true;
+    write.then(
+      () => flight.writes === write && (flight.writing = false),
+      () => flight.writes === write && (flight.writing = false),
+    );
+    return write;
+  }
+
+  /**
+   * The error that brought the saga to a state, for its history entry: the
+   * failure when it leaves the running steps to undo them, and how it ended.
+   */
+  private whyHere(flight: Flight, status: SagaRecordStatus, context: SagaContext): unknown {
+    if (status === 'completed' || status === 'running') return undefined;
+    if (status === 'failed') return context.compensationError ?? context.error;
+    if (status !== 'compensating') return context.error;
+    const last = flight.history.at(-1);
+    return last === undefined || last.state.startsWith('running') ? context.error : undefined;
   }
 
   /**
@@ -1050,6 +1209,46 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     if (!running && s.branchOf !== undefined && !context.completed?.includes(step)) return { type: SKIP };
     const idempotencyKey = running ? `${context.sagaId}:${step}` : `${context.sagaId}:${step}:compensate`;
     const what = `saga '${this.def.name}' ${running ? 'step' : 'compensation of'} '${step}'`;
+    // A parallel branch keeps its own attempts (stored with the saga's checkpoints, so a crash keeps the count).
+    let attempts = flight.attempts;
+    if (!state) {
+      attempts = flight.branchAttempts.get(step) ?? { attempt: 1, notBefore: undefined };
+      flight.branchAttempts.set(step, attempts);
+    }
+    let lastError: unknown;
+    const persist = (): Promise<void> => {
+      if (state) return this.write(flight, phase, state.value, state.context, { error: lastError });
+      const at = flight.state;
+      if (!at) return Promise.resolve();
+      return this.write(flight, phase, at.value, at.context, {
+        state: `running.${s.branchOf}(${step}.run)`,
+        attempt: attempts.attempt,
+        error: lastError,
+      });
+    };
+    const call = (attempt: number, attemptSignal: AbortSignal): unknown => {
+      const ctx: StepContext = {
+        sagaId: context.sagaId,
+        input: context.input,
+        results: context.results,
+        attempt,
+        signal: attemptSignal,
+        idempotencyKey,
+      };
+      if (!running && s.child) return this.undoChild(context, s, attemptSignal);
+      const perform = () => (running ? s.run : s.compensate)?.(ctx);
+      const observe = this.rt.observe;
+      if (observe?.sagaStep === undefined) return perform();
+      const info = {
+        saga: this.def.name,
+        sagaId: context.sagaId,
+        step,
+        compensation: !running,
+        attempt,
+        trace: flight.trace,
+      };
+      return observe.sagaStep(info, perform);
+    };
     let output: unknown;
     try {
       output = await runAttempts({
@@ -1057,30 +1256,25 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
         policy: running ? s.retry : this.def.compensationRetry,
         timeoutMs: running ? s.timeoutMs : this.def.compensationTimeoutMs,
         signal,
-        state: state ? flight.attempts : { attempt: 1, notBefore: undefined },
-        persist: () => (state ? this.write(flight, phase, state.value, state.context) : Promise.resolve()),
+        state: attempts,
+        persist,
         what,
-        call: (attempt, attemptSignal) => {
-          const ctx: StepContext = {
-            sagaId: context.sagaId,
-            input: context.input,
-            results: context.results,
-            attempt,
-            signal: attemptSignal,
-            idempotencyKey,
-          };
-          if (!running && s.child) return this.undoChild(context.sagaId, s, attemptSignal);
-          const call = () => (running ? s.run : s.compensate)?.(ctx);
-          const observe = this.rt.observe;
-          if (observe?.sagaStep === undefined) return call();
-          const info = { saga: this.def.name, sagaId: context.sagaId, step, compensation: !running, attempt };
-          return observe.sagaStep(info, call);
+        call: async (attempt, attemptSignal) => {
+          try {
+            return await call(attempt, attemptSignal);
+          } catch (error) {
+            // The history entry of the retry says why it was needed.
+            lastError = error;
+            throw error;
+          }
         },
       });
     } catch (error) {
       // A checkpoint before a retry that could not be made is not the step's failure.
       if (signal.aborted || isNotOwned(error)) throw error;
       return { type: `xstate.error.actor.${invoke.id}`, error };
+    } finally {
+      if (!state) flight.branchAttempts.delete(step);
     }
     if (!running) return { type: `xstate.done.actor.${invoke.id}`, output };
     const kept = keepResult(output);

@@ -1,6 +1,7 @@
 import type { SagaMachine } from '../../machines/saga.js';
 import type { Component } from '../host.js';
 import type { ResolvedSaga, SagaStep } from './definition.js';
+import type { SagaInfo, SagaListOptions, SagaPage } from './info.js';
 import type { SagaResult } from './result.js';
 import { type ExecuteOptions, type SagaFamily, type SagaHost, SagaRunner } from './runner.js';
 
@@ -29,6 +30,14 @@ export interface Saga<TSteps extends readonly SagaStep[] = readonly SagaStep[]> 
    * an unknown id, `SAGA_FINISHED` (thrown) for a saga that had already ended.
    */
   cancel(sagaId: string, reason?: string): Promise<SagaResult<TSteps>>;
+  /**
+   * The stored run `sagaId` (any version of this name) while it is retained:
+   * `{ id, status, state, input, results, error?, history: [{ state, at, attempt?, error? }] }`.
+   * Undefined for an id that never ran or was pruned (a query: no `NOT_FOUND`).
+   */
+  get(sagaId: string): Promise<SagaInfo | undefined>;
+  /** The retained runs of this name, newest first: `{ items, next? }`; pass `next` as `after` for the next page. */
+  list(options?: SagaListOptions): Promise<SagaPage>;
 }
 
 /**
@@ -54,6 +63,8 @@ export function createSaga<const TSteps extends readonly SagaStep[]>(
     stateOf: (id) => runner.stateOf(id),
     signal: (id, signalName, payload) => runner.signal(id, signalName, payload),
     cancel: (id, reason) => runner.cancel(id, reason),
+    get: (id) => runner.get(id),
+    list: (options) => runner.list(options),
   };
   return { saga, component: { kind: 'saga', name, start: () => runner.resumeAll(), stop: () => runner.stop() } };
 }

@@ -55,8 +55,14 @@ export interface ProfileSyncOptions {
   outages?: Record<string, Outages>;
   /** Which requests each downstream fails, by count (default `demoOutages()` when `outages` is not given either). */
   failing?: Record<string, Failing>;
-  /** Deliveries each queue runs at once (default 1: one request at a time makes the breakers' story the same on every run). */
+  /**
+   * Deliveries each queue runs at once (default 3). Each user's updates still
+   * reach a service one after another (`groupBy: 'userId'`, `groupConcurrency: 1`);
+   * the outages are counted in requests, so the totals are the same on every run.
+   */
   concurrency?: number;
+  /** How often the audit schedule checks what each service holds (default 250). */
+  auditEveryMs?: number;
   store?: Store;
 }
 
@@ -68,13 +74,42 @@ export interface ProfileSyncResult {
   /** service → versions it applied per user, in apply order (must only grow). */
   applied: Record<string, Map<string, number[]>>;
   staleIgnored: Record<string, number>;
+  /** service → events recorded for its durable subscription (one per profile update). */
   enqueued: Record<string, number>;
   stats: Record<string, QueueStats>;
   breakerEvents: string[];
   requests: Record<string, number>;
+  /** service → the most users it had requests in flight for at once (more than 1: users ran in parallel). */
+  usersAtOnce: Record<string, number>;
+  /** service → requests that arrived while an earlier one for the same user was still in flight (0: per-user order). */
+  sameUserAtOnce: Record<string, number>;
+  /** Audits the schedule ran, in order: service → users holding the latest version. */
+  audits: Record<string, number>[];
 }
 
 const SERVICES = ['B', 'C', 'D'] as const;
+
+/** The deliveries of one subscription under way, by user: how many users at once, and whether one user ever had two. */
+class InFlight {
+  usersAtOnce = 0;
+  sameUserAtOnce = 0;
+  private readonly running = new Map<string, number>();
+
+  /** Runs `fn` as a delivery for `user`. */
+  async run<T>(user: string, fn: () => Promise<T>): Promise<T> {
+    const here = (this.running.get(user) ?? 0) + 1;
+    this.running.set(user, here);
+    if (here > 1) this.sameUserAtOnce++;
+    this.usersAtOnce = Math.max(this.usersAtOnce, this.running.size);
+    try {
+      return await fn();
+    } finally {
+      const left = this.running.get(user)! - 1;
+      if (left === 0) this.running.delete(user);
+      else this.running.set(user, left);
+    }
+  }
+}
 
 /** A downstream service: PUT /profiles/<id> applies a newer version, ignores a stale one. */
 class Downstream {
@@ -133,10 +168,15 @@ class Downstream {
 }
 
 /**
- * Runs the profile-sync scenario: service A updates profiles and enqueues one
- * delivery per downstream service (B, C, D), each downstream a small HTTP
- * service on localhost. C is down at first and then flaps; its queue runs
- * through a breaker so the outage costs no attempts and no retry storm.
+ * Runs the profile-sync scenario: service A updates profiles and publishes
+ * `profile.updated`; each downstream service (B, C, D, small HTTP services on
+ * localhost) has its own durable bus subscription, so every update reaches each
+ * one at least once. Deliveries are grouped by user with one at a time per
+ * user: one user's updates reach a service in publish order, through retries
+ * and breaker waits, while different users are delivered in parallel. C is down
+ * at first and then flaps; its subscription runs through a breaker so the
+ * outage costs no attempts and no retry storm. A schedule audits every
+ * `auditEveryMs` how many users each service holds the latest profile of.
  */
 export async function runProfileSync(log: DemoLog, options: ProfileSyncOptions = {}): Promise<ProfileSyncResult> {
   const users = options.users ?? 6;
@@ -151,6 +191,10 @@ export async function runProfileSync(log: DemoLog, options: ProfileSyncOptions =
   const rt = createRuntime(options.store ? { store: options.store } : {});
   const breakerEvents: string[] = [];
   const enqueued: Record<string, number> = {};
+  const profiles = new Map<string, Profile>();
+  const audits: Record<string, number>[] = [];
+  const inFlight = Object.fromEntries(SERVICES.map((s) => [s, new InFlight()])) as Record<string, InFlight>;
+  let inSync: (() => void) | undefined;
   try {
     for (const s of Object.values(services)) await s.listen();
     rt.bus.subscribe('breaker.>', (_p, e) => {
@@ -162,33 +206,62 @@ export async function runProfileSync(log: DemoLog, options: ProfileSyncOptions =
       const t = p as { queue: string; error: string };
       log.line(t.queue, `a delivery failed (${t.error}); retrying with backoff`, 'failure');
     });
-    const queues = Object.fromEntries(
-      SERVICES.map((name) => {
-        rt.breaker(`svc-${name}`, { failureThreshold: 3, resetTimeoutMs: 250, callTimeoutMs: 2000 });
-        enqueued[name] = 0;
-        const q = rt.queue(`sync-${name}`, {
-          concurrency: options.concurrency ?? 1,
-          breaker: `svc-${name}`,
-          retry: { initialDelayMs: 20, maxDelayMs: 400 },
-          handler: async (task) => {
-            const p = task.payload as Profile;
+    // One durable subscription per downstream service: each is its own queue (`bus:sync-B`, ...) with
+    // retries, backoff and dead letters, and C's and D's wait out their breaker instead of burning attempts.
+    for (const name of SERVICES) {
+      rt.breaker(`svc-${name}`, { failureThreshold: 3, resetTimeoutMs: 250, callTimeoutMs: 2000 });
+      enqueued[name] = 0;
+      rt.bus.subscribe(
+        'profile.updated',
+        (p: Profile, _event, delivery) =>
+          inFlight[name]!.run(p.userId, async () => {
             const res = await fetch(`${services[name]!.url}/profiles/${p.userId}`, {
               method: 'PUT',
               body: JSON.stringify(p),
               headers: { 'content-type': 'application/json' },
-              signal: task.signal,
+              signal: delivery.signal,
             });
             await res.text();
             if (!res.ok) throw new Error(`HTTP ${res.status} from ${name}`);
-          },
-        });
-        return [name, q];
-      }),
-    );
+          }),
+        {
+          durable: `sync-${name}`,
+          // Per-user order, users in parallel: a user's next update waits for the one before it, even while
+          // that one waits out a retry backoff or C's open breaker.
+          groupBy: 'userId',
+          groupConcurrency: 1,
+          concurrency: options.concurrency ?? 3,
+          breaker: `svc-${name}`,
+          retry: { initialDelayMs: 20, maxDelayMs: 400 },
+        },
+      );
+    }
+    const queues = Object.fromEntries(SERVICES.map((name) => [name, rt.queue(`bus:sync-${name}`)]));
+    // The audit: a schedule enqueues one task per slot on this queue, exactly once per slot across processes.
+    rt.queue('profile-audit', {
+      // The schedule writes its tasks to the store; a short poll picks each one up within its slot.
+      pollMs: 50,
+      handler: () => {
+        const audit = Object.fromEntries(
+          SERVICES.map((s) => [s, [...profiles].filter(([id, p]) => services[s]!.held.get(id) === p.version).length]),
+        );
+        audits.push(audit);
+        const all = profiles.size > 0 && SERVICES.every((s) => audit[s] === profiles.size);
+        log.line(
+          'schedule.profile-audit',
+          `${SERVICES.map((s) => `${s} ${audit[s]}/${profiles.size}`).join(', ')} users up to date`,
+        );
+        if (all) inSync?.();
+      },
+    });
+    const audit = rt.schedule('profile-audit', {
+      everyMs: options.auditEveryMs ?? 250,
+      queue: 'profile-audit',
+      payload: { check: 'latest profile per user' },
+    });
     await rt.start();
 
-    // Service A: the source of truth.
-    const profiles = new Map<string, Profile>();
+    // Service A: the source of truth. It only publishes; the durable subscriptions record each update for every service.
     for (let round = 1; round <= rounds; round++) {
       for (let u = 1; u <= users; u++) {
         const userId = `user-${u}`;
@@ -200,18 +273,24 @@ export async function runProfileSync(log: DemoLog, options: ProfileSyncOptions =
           email: `user${u}+r${round}@example.com`,
         };
         profiles.set(userId, next);
-        for (const name of SERVICES) {
-          const r = await queues[name]!.enqueue(next, { key: `${userId}@v${next.version}` });
-          if (!r.deduplicated) enqueued[name]!++;
-        }
+        rt.bus.publish('profile.updated', next);
+        for (const name of SERVICES) enqueued[name]!++;
       }
+      // Recorded for every durable subscription before the round counts as done.
+      await rt.bus.flush();
       log.line(
         'service A',
-        `round ${round}: updated ${users} profiles, enqueued ${users * SERVICES.length} deliveries`,
+        `round ${round}: updated ${users} profiles, published ${users} events for ${SERVICES.length} services`,
       );
       await new Promise((r) => setTimeout(r, roundGapMs));
     }
     await Promise.all(Object.values(queues).map((q) => q.drain()));
+    // The next audit finds every service up to date.
+    await new Promise<void>((resolve) => {
+      inSync = resolve;
+    });
+    await audit.remove();
+    await rt.queue('profile-audit').drain();
     const stats = Object.fromEntries(
       await Promise.all(SERVICES.map(async (name) => [name, await queues[name]!.stats()] as const)),
     );
@@ -225,6 +304,9 @@ export async function runProfileSync(log: DemoLog, options: ProfileSyncOptions =
       stats,
       breakerEvents,
       requests: Object.fromEntries(SERVICES.map((s) => [s, services[s]!.requests])),
+      usersAtOnce: Object.fromEntries(SERVICES.map((s) => [s, inFlight[s]!.usersAtOnce])),
+      sameUserAtOnce: Object.fromEntries(SERVICES.map((s) => [s, inFlight[s]!.sameUserAtOnce])),
+      audits,
     };
     for (const name of SERVICES) {
       const converged = [...latest].every(([id, v]) => services[name]!.held.get(id) === v);
@@ -232,6 +314,12 @@ export async function runProfileSync(log: DemoLog, options: ProfileSyncOptions =
         `service ${name}`,
         `${converged ? 'converged' : 'NOT converged'}: ${stats[name]!.succeeded} deliveries in ${services[name]!.requests} requests`,
         converged ? undefined : 'failure',
+      );
+      const inOrder = [...services[name]!.applied.values()].every((v) => v.every((x, i) => x === i + 1));
+      log.line(
+        `service ${name}`,
+        `${inOrder ? "each user's updates applied in publish order" : 'updates applied OUT OF ORDER'}; up to ${result.usersAtOnce[name]} users at once`,
+        inOrder ? undefined : 'failure',
       );
     }
     return result;
@@ -247,8 +335,7 @@ export async function demo(log: DemoLog): Promise<void> {
   const ok = SERVICES.every((s) => [...r.latest].every(([id, v]) => r.held[s]!.get(id) === v));
   const total = Object.values(r.enqueued).reduce((a, b) => a + b, 0);
   const dead = Object.values(r.stats).reduce((a, s) => a + s.dead, 0);
-  const opened = r.breakerEvents.filter((e) => e.endsWith('.opened')).length;
   log.summary(
-    `profile sync: ${total} deliveries to 3 services ${ok ? 'converged' : 'did NOT converge'} (${dead} lost); service C was down and flapping, its breaker opened ${opened}×`,
+    `profile sync: ${total} deliveries to 3 services ${ok ? 'converged' : 'did NOT converge'} (${dead} lost), each user's updates in order, users in parallel; service C was down and flapping, its breaker held it to ${r.requests.C} requests for ${r.enqueued.C} deliveries`,
   );
 }

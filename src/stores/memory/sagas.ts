@@ -1,6 +1,11 @@
 import { isFinalSagaStatus } from '../../core/states.js';
 import type { SagaRecord, SagaSignal, SagaStore } from '../sagaStore.js';
 
+/** True when `a` comes before `b` newest first: created later, or at once with a greater id. */
+function newer(a: { createdAt: number; id: string }, b: { createdAt: number; id: string }): boolean {
+  return a.createdAt > b.createdAt || (a.createdAt === b.createdAt && a.id > b.id);
+}
+
 /**
  * Saga records in maps, copied on the way in and out as a real store would.
  * Finished sagas are kept by the same rule as in the durable stores, so
@@ -34,6 +39,35 @@ export function memorySagas(): SagaStore {
       const out: SagaRecord[] = [];
       for (const r of running.values()) if (r.saga === saga) out.push({ ...r });
       return out.sort((a, b) => a.createdAt - b.createdAt);
+    },
+    async listSagas(saga, q) {
+      const oldest = q.order === 'oldest';
+      const out: SagaRecord[] = [];
+      for (const map of [running, finished]) {
+        for (const r of map.values()) {
+          if (r.saga !== saga || (q.status !== undefined && r.status !== q.status)) continue;
+          if (q.after && !(oldest ? newer(r, q.after) : newer(q.after, r))) continue;
+          out.push(r);
+        }
+      }
+      return out
+        .sort((a, b) => (newer(a, b) === oldest ? 1 : -1))
+        .slice(0, q.limit)
+        .map((r) => ({ ...r }));
+    },
+    async pruneSagas(saga, rule) {
+      const mine = [...finished.values()]
+        .filter((r) => r.saga === saga && r.status === rule.status)
+        .sort((a, b) => b.updatedAt - a.updatedAt || (b.id < a.id ? -1 : 1));
+      const doomed = mine
+        .filter(
+          (r, i) =>
+            (rule.keep !== undefined && i >= rule.keep) || (rule.before !== undefined && r.updatedAt < rule.before),
+        )
+        .reverse()
+        .slice(0, rule.limit);
+      for (const r of doomed) finished.delete(key(r.saga, r.id));
+      return { deleted: doomed.length, busy: false };
     },
     async sendSagaSignal(signal) {
       const k = key(signal.saga, signal.id);

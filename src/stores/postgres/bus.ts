@@ -4,7 +4,7 @@ import type { Queryable } from './tasks.js';
 
 /** The part of the runtime's bus the bridge uses. */
 export interface BridgedBus {
-  publish(topic: string, payload: unknown, options?: { source?: string }): number;
+  publish(topic: string, payload: unknown, options?: { source?: string; bridged?: boolean }): number;
   subscribe(topic: string, handler: (payload: any, event: { type: string; source?: string }) => unknown): () => void;
 }
 
@@ -99,7 +99,8 @@ export function postgresBus(o: BusBridgeOptions, patterns: readonly string[]): B
         }
         inbound = { topic: r.topic, payload };
         try {
-          bus.publish(r.topic, payload, r.source === null ? undefined : { source: r.source });
+          // `bridged`: the publishing runtime recorded it for the durable subscriptions already.
+          bus.publish(r.topic, payload, { ...(r.source !== null && { source: r.source }), bridged: true });
         } finally {
           inbound = undefined;
         }

@@ -22,6 +22,8 @@ export class Listener {
   private retryMs = 100;
   private closed = false;
   private firstAttempt: Promise<void> | undefined;
+  /** The last LISTEN sent on the connected client. */
+  private turns: Promise<unknown> = Promise.resolve();
 
   constructor(
     /** A new, unconnected client; the store passes it because `pg` is loaded only once the store opens. */
@@ -40,7 +42,7 @@ export class Listener {
     if (!client && !this.connecting) this.connect();
     else if (client) {
       // Already connected: this handler did not see the connect, so it hears `undefined` once it listens.
-      (fresh ? client.query(`LISTEN "${channel}"`) : Promise.resolve()).then(
+      (fresh ? this.inTurn(client, `LISTEN "${channel}"`) : Promise.resolve()).then(
         () => handler(undefined),
         (e) => this.report(e),
       );
@@ -67,6 +69,13 @@ export class Listener {
     await client?.end().catch(() => {});
   }
 
+  /** Runs `sql` after the queries already sent on `client`: `pg` deprecates a query sent while another runs. */
+  private inTurn(client: pg.Client, sql: string): Promise<unknown> {
+    const next = this.turns.then(() => client.query(sql));
+    this.turns = next.catch(() => {});
+    return next;
+  }
+
   private connect(): void {
     const client = this.newClient();
     const attempt = (async () => {
@@ -84,6 +93,7 @@ export class Listener {
         return;
       }
       this.client = client;
+      this.turns = Promise.resolve();
       this.retryMs = 100;
       // Whatever was notified while no connection listened is unknown: wake everyone once.
       for (const set of this.handlers.values()) for (const h of set) h(undefined);

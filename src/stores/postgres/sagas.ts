@@ -14,24 +14,59 @@ function statements(s: string, channel: string) {
         DELETE FROM ${s}.saga_signals g USING unnest($1::text[], $2::text[], $4::text[]) AS f(saga, id, status)
         WHERE f.status NOT IN ('running', 'compensating') AND g.saga = f.saga AND g.id = f.id)
       INSERT INTO ${s}.sagas (saga, id, version, status, state, context, attempt, not_before, created_at, updated_at,
-        owner, owner_until)
+        owner, owner_until, trace_context, history, branches)
       SELECT r.saga, r.id, r.version, r.status, r.state, r.context, r.attempt, r.not_before, r.created_at, r.updated_at,
         CASE WHEN r.status IN ('running', 'compensating') THEN $11 END,
-        CASE WHEN r.status IN ('running', 'compensating') THEN r.updated_at + $12 END
+        CASE WHEN r.status IN ('running', 'compensating') THEN r.updated_at + $12 END,
+        r.trace_context, r.history, r.branches
       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::bigint[],
-        $9::bigint[], $10::bigint[])
-        AS r(saga, id, version, status, state, context, attempt, not_before, created_at, updated_at)
+        $9::bigint[], $10::bigint[], $13::text[], $14::text[], $15::text[])
+        AS r(saga, id, version, status, state, context, attempt, not_before, created_at, updated_at, trace_context,
+          history, branches)
       ORDER BY r.saga, r.id
       ON CONFLICT (saga, id) DO UPDATE SET version = excluded.version, status = excluded.status,
         state = excluded.state, context = excluded.context, attempt = excluded.attempt,
         not_before = excluded.not_before, updated_at = excluded.updated_at,
-        owner = excluded.owner, owner_until = excluded.owner_until
+        owner = excluded.owner, owner_until = excluded.owner_until, trace_context = excluded.trace_context,
+        history = excluded.history, branches = excluded.branches
       -- Another runtime adopted it (this one went quiet past its lease): its writes win from now on.
       -- A finished saga is never written again: a runtime that read it as new before it ended joins it instead.
-      WHERE ${s}.sagas.status IN ('running', 'compensating')
-        AND (${s}.sagas.owner IS NULL OR ${s}.sagas.owner = $11 OR ${s}.sagas.owner_until <= excluded.updated_at)
+      -- The one exception: a completed child saga undone as a whole by its parent ends compensated.
+      WHERE (${s}.sagas.status IN ('running', 'compensating')
+          AND (${s}.sagas.owner IS NULL OR ${s}.sagas.owner = $11 OR ${s}.sagas.owner_until <= excluded.updated_at))
+        OR (${s}.sagas.status = 'completed' AND excluded.status = 'compensated')
       RETURNING saga, id`,
     load: `SELECT * FROM ${s}.sagas WHERE saga = $1 AND id = $2`,
+    // Newest first by the (saga[, status], created_at, id) indexes; a page starts strictly after the cursor.
+    list: `
+      SELECT * FROM ${s}.sagas WHERE saga = $1 AND (created_at, id) < ($2, $3)
+      ORDER BY created_at DESC, id DESC LIMIT $4`,
+    listByStatus: `
+      SELECT * FROM ${s}.sagas WHERE saga = $1 AND status = $5 AND (created_at, id) < ($2, $3)
+      ORDER BY created_at DESC, id DESC LIMIT $4`,
+    // Oldest first: the same indexes read upwards.
+    listOldest: `
+      SELECT * FROM ${s}.sagas WHERE saga = $1 AND (created_at, id) > ($2, $3)
+      ORDER BY created_at, id LIMIT $4`,
+    listOldestByStatus: `
+      SELECT * FROM ${s}.sagas WHERE saga = $1 AND status = $5 AND (created_at, id) > ($2, $3)
+      ORDER BY created_at, id LIMIT $4`,
+    // One pruner at a time per schema: the statement runs only under a transaction-level advisory lock that no
+    // other session holds (pg_try_: a busy lock skips this round instead of queueing behind it). The newest $3
+    // of a status stay; beyond them, or finished before $4, go, oldest first, $5 at a time.
+    prune: `
+      WITH lock AS (SELECT pg_try_advisory_xact_lock(hashtext($6)) AS got),
+      edge AS (
+        SELECT updated_at, id FROM ${s}.sagas WHERE saga = $1 AND status = $2 AND status IN ('completed', 'compensated', 'failed', 'cancelled')
+        ORDER BY updated_at DESC, id DESC OFFSET $3 LIMIT 1),
+      doomed AS (
+        SELECT id FROM ${s}.sagas WHERE (SELECT got FROM lock) AND saga = $1 AND status = $2
+          AND status IN ('completed', 'compensated', 'failed', 'cancelled')
+          AND (updated_at < $4 OR (updated_at, id) <= (SELECT updated_at, id FROM edge))
+        ORDER BY updated_at, id LIMIT $5
+        FOR UPDATE SKIP LOCKED),
+      gone AS (DELETE FROM ${s}.sagas t USING doomed WHERE t.saga = $1 AND t.id = doomed.id RETURNING 1)
+      SELECT (SELECT got FROM lock) AS got, (SELECT count(*) FROM gone)::int AS deleted`,
     // The NOTIFY goes out when the row commits; its payload names the saga, so only its owner reads again.
     signal: `
       WITH kept AS (
@@ -66,6 +101,14 @@ function statements(s: string, channel: string) {
 }
 
 type Sql = ReturnType<typeof statements>;
+
+/**
+ * The name whose `hashtext` keys the advisory lock one saga pruner holds per
+ * schema (any tool may take it to pause pruning).
+ */
+export function sagaPruneLockName(schema: string): string {
+  return `keel:${schema}:saga-prune`;
+}
 
 type SagaOwnership = SharedSagas;
 
@@ -113,6 +156,9 @@ export function postgresSagas(
           col('updatedAt'),
           owner,
           leaseMs,
+          col('trace'),
+          col('history'),
+          col('branches'),
         ]);
         const written = new Set((res.rows as { saga: string; id: string }[]).map((r) => `${r.saga}\u0000${r.id}`));
         for (const item of items) {
@@ -142,6 +188,31 @@ export function postgresSagas(
     },
     async unfinishedSagas(saga) {
       return ((await run('unfinished', [saga])).rows as SagaRow[]).map(toRecord);
+    },
+    async listSagas(saga, q) {
+      const oldest = q.order === 'oldest';
+      const start = oldest ? Number.MIN_SAFE_INTEGER : Number.MAX_SAFE_INTEGER;
+      const page = [saga, q.after?.createdAt ?? start, q.after?.id ?? '', q.limit];
+      const res =
+        q.status === undefined
+          ? await run(oldest ? 'listOldest' : 'list', page)
+          : await run(oldest ? 'listOldestByStatus' : 'listByStatus', [...page, q.status]);
+      return (res.rows as SagaRow[]).map(toRecord);
+    },
+    async pruneSagas(saga, rule) {
+      const keep = rule.keep === undefined || !Number.isFinite(rule.keep) ? null : rule.keep;
+      const before = rule.before === undefined || !Number.isFinite(rule.before) ? null : rule.before;
+      // No keep count: no edge (OFFSET NULL would mean none, so keep every record by skipping past all of them).
+      const res = await run('prune', [
+        saga,
+        rule.status,
+        keep ?? '9223372036854775807',
+        before,
+        rule.limit,
+        sagaPruneLockName(schema),
+      ]);
+      const row = res.rows[0] as { got: boolean; deleted: number };
+      return { deleted: row.deleted, busy: !row.got };
     },
     async sendSagaSignal(g) {
       await run('signal', [g.saga, g.id, g.name, g.payload, g.at]);

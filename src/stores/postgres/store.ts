@@ -3,13 +3,29 @@ import type pg from 'pg';
 import { invalidOptions, KeelError } from '../../core/errors.js';
 import { withDriverErrors } from '../driverErrors.js';
 import type { SharedSagas } from '../sagaStore.js';
-import type { BusBridge, FleetBreakers, Store, Transactional, Watchable } from '../store.js';
+import type {
+  BusBridge,
+  CancelWatchable,
+  DeadTaskRemoval,
+  DurableBus,
+  FleetBreakers,
+  QueuePauses,
+  Schedules,
+  Store,
+  Transactional,
+  TransactionalDurableBus,
+  Watchable,
+  WatchedDurableBus,
+} from '../store.js';
 import { postgresBreakers } from './breakers.js';
 import { type BusBridgeOptions, postgresBus } from './bus.js';
+import { postgresDurableBus } from './durableBus.js';
 import { Listener } from './listen.js';
 import { postgresMigrations } from './migrations.js';
+import { postgresOperator } from './operator.js';
 import { postgresSagas } from './sagas.js';
-import { postgresTasks, type Queryable } from './tasks.js';
+import { postgresSchedules } from './schedules.js';
+import { cancelChannelOf, postgresTasks, type Queryable } from './tasks.js';
 
 /** Options of `postgresStore`. */
 export interface PostgresStoreOptions {
@@ -55,7 +71,20 @@ const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 /** The Postgres store: what the runtime uses, plus Postgres-only extras. */
 // The bus bridge exists only with the `bus` option.
-export interface PostgresStore extends Store, Watchable, Transactional, SharedSagas, FleetBreakers, Partial<BusBridge> {
+export interface PostgresStore
+  extends Store,
+    Watchable,
+    CancelWatchable,
+    Transactional,
+    SharedSagas,
+    FleetBreakers,
+    Schedules,
+    DurableBus,
+    TransactionalDurableBus,
+    WatchedDurableBus,
+    DeadTaskRemoval,
+    QueuePauses,
+    Partial<BusBridge> {
   readonly kind: 'postgres';
   /** The schema this store's tables live in. */
   readonly schema: string;
@@ -158,10 +187,45 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     channel: `${channel}_breakers`,
   });
 
+  // Durable bus subscriptions (issue #16.5): their events become tasks in the recording transaction.
+  const durable = postgresDurableBus({
+    db,
+    connect: () => {
+      if (!pool) throw new KeelError('STORE_UNAVAILABLE', `postgresStore(${where}) is not open; call rt.start() first`);
+      return pool.connect();
+    },
+    schema: quoted,
+    enqueueOn: tasks.enqueueOn,
+    listen: () => (pool ? listen() : undefined),
+    channel: `${channel}_durables`,
+  });
+
+  // Schedules (issue #15): the slot's compare-and-set and the enqueue share one transaction.
+  const schedules = postgresSchedules({
+    connect: () => {
+      if (!pool) throw new KeelError('STORE_UNAVAILABLE', `postgresStore(${where}) is not open; call rt.start() first`);
+      return pool.connect();
+    },
+    db,
+    enqueueOn: tasks.enqueueOn,
+    schema: quoted,
+  });
+
+  // Operator actions (issue #19): deleting dead tasks, the fleet-wide pause flag.
+  const operator = postgresOperator({
+    db,
+    listen: () => (pool ? listen() : undefined),
+    schema: quoted,
+    channel: `${channel}_pauses`,
+  });
+
   const store: PostgresStore = {
     ...tasks,
     ...sagas,
     ...breakers,
+    ...schedules,
+    ...durable,
+    ...operator,
     kind: 'postgres',
     schema: o.schema,
 
@@ -206,6 +270,16 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       if (!pool) return () => {};
       return listen().listen(channel, (payload) => {
         if (payload === undefined || payload === queue) onWake();
+      });
+    },
+
+    /** Calls `onCancel(id)` when a task of `queue` is cancelled by any connection (`CancelWatchable`). */
+    watchCancels(queue: string, onCancel: (id: string) => void): () => void {
+      if (!pool) return () => {};
+      return listen().listen(cancelChannelOf(channel), (payload) => {
+        if (typeof payload !== 'string') return;
+        const at = payload.indexOf(':');
+        if (at > 0 && payload.slice(at + 1) === queue) onCancel(payload.slice(0, at));
       });
     },
 
@@ -280,8 +354,8 @@ function checkOptions(
   };
 }
 
-/** host:port/database for messages, never the password. */
-function describeTarget(connectionString: string): string {
+/** host:port/database for titles and messages, never the password. */
+export function describeTarget(connectionString: string): string {
   try {
     const u = new URL(connectionString);
     return `${u.hostname}${u.port ? `:${u.port}` : ''}${u.pathname}`;

@@ -1,14 +1,28 @@
-import { claimedTasks, nextDue, queueStats, taskRecord as record, type TaskRow, UNLIMITED } from '../sql/rows.js';
+import {
+  claimedTasks,
+  listBound,
+  nextDue,
+  pruneParams,
+  queueStats,
+  taskRecord as record,
+  type TaskRow,
+  UNLIMITED,
+} from '../sql/rows.js';
 import type {
+  CancelResult,
   ClaimedTask,
+  ClaimLimits,
+  ClaimRequest,
   EnqueueResult,
   ExpiredLease,
   NewTask,
   Outcome,
   QueueStats,
+  TaskPage,
   TaskRecord,
   TaskStore,
 } from '../store.js';
+import { type HistorySql, historyStatements } from './history.js';
 import { isTaskId, renewValues, settleValues, type TaskSql, taskStatements } from './taskSql.js';
 
 /** What the task methods need from `pg`: a pool, or a client inside the caller's transaction. */
@@ -25,23 +39,30 @@ const REAP_OVERLAP_MS = 1000;
 /** How often a reap looks at every lease, for what the overlap missed (a holder's failed settle). */
 const FULL_REAP_MS = 10_000;
 
-/** A position in the claim order. */
+/** A position in the claim order of the tasks without a group. */
 interface Key {
+  priority: number;
   runAt: number;
   id: number;
 }
-/** Before every task: `run_at` is epoch ms, ids start at 1. */
-const FIRST: Key = { runAt: Number.MIN_SAFE_INTEGER, id: 0 };
+/** Before every task: priorities are 32-bit integers, `run_at` is epoch ms, ids start at 1. */
+const FIRST: Key = { priority: -(2 ** 31), runAt: Number.MIN_SAFE_INTEGER, id: 0 };
+/** How long a queue found to have groups claims through `claim_turns` before the plain claim looks again. */
+const GROUPED_MS = 1000;
 type ClaimedRow = Parameters<typeof claimedTasks>[0][number];
 
 /** The largest key among `rows` and `floor` (FIRST when there is neither). */
 function lastKey(rows: readonly ClaimedRow[], floor: Key = FIRST): Key {
   let k = floor;
   for (const r of rows) {
+    if (r.grp !== null && r.grp !== undefined) continue;
     // Number(): on a plain client (not the store's pool) bigint columns arrive as strings.
+    const priority = Number(r.priority ?? 0);
     const runAt = Number(r.run_at);
     const id = Number(r.id);
-    if (runAt > k.runAt || (runAt === k.runAt && id > k.id)) k = { runAt, id };
+    if (priority > k.priority || (priority === k.priority && (runAt > k.runAt || (runAt === k.runAt && id > k.id)))) {
+      k = { priority, runAt, id };
+    }
   }
   return k;
 }
@@ -64,13 +85,58 @@ export function postgresTasks(
   channel: string,
   tag: string,
 ): TaskStore & { enqueueOn: EnqueueOn } {
-  const sql: TaskSql = taskStatements(schema, channel);
+  const sql: TaskSql & HistorySql = {
+    ...taskStatements(schema, channel),
+    ...historyStatements(schema, cancelChannelOf(channel), schema),
+  };
   const shard = Math.floor(Math.random() * SHARDS);
   // Per queue: where the next claim starts, and when it scans from the start again.
   const cursors = new Map<string, Key & { rewindAt: number }>();
   // Per queue: the time of the last reap, and when a reap scans all leases again.
   const reaps = new Map<string, { to: number; fullAt: number }>();
-  const run = (name: keyof TaskSql, values: unknown[], on: Queryable = db()) =>
+  // Per queue: until when it is known to have groups (its claims go through claim_turns).
+  const grouped = new Map<string, number>();
+  const claimTurns = async (
+    queue: string,
+    limit: number,
+    now: number,
+    leaseUntil: number,
+    token: string,
+    limits: ClaimLimits | undefined,
+    finished: ClaimRequest['finished'],
+  ): Promise<ClaimedTask[]> => {
+    grouped.set(queue, now + GROUPED_MS);
+    const cursor = cursors.get(queue);
+    const after = cursor && now < cursor.rewindAt ? cursor : FIRST;
+    const l = limits ?? {};
+    const res = await run('claimTurns', [
+      queue,
+      now,
+      limit,
+      token,
+      leaseUntil,
+      l.globalConcurrency ?? null,
+      l.rateLimit?.max ?? null,
+      l.rateLimit?.perMs ?? null,
+      l.groupConcurrency ?? null,
+      l.groupRateLimit?.max ?? null,
+      l.groupRateLimit?.perMs ?? null,
+      after.priority,
+      after.runAt,
+      after.id,
+      finished === undefined || finished.length === 0
+        ? null
+        : JSON.stringify(Object.fromEntries(finished.map((f) => [f.id, f.token]))),
+    ]);
+    const rows = res.rows as ClaimedRow[];
+    const last = lastKey(rows, after);
+    cursors.set(queue, {
+      ...last,
+      rewindAt: after === FIRST ? now + REWIND_MS : (cursor?.rewindAt ?? now + REWIND_MS),
+    });
+    return claimedTasks(rows, token);
+  };
+  const run = (name: keyof typeof sql, values: unknown[], on: Queryable = db()) =>
     on.query({ name: `keel_${tag}_${name}`, text: sql[name], values });
 
   const enqueueOn: EnqueueOn = async (on, queue, tasks, now) => {
@@ -80,6 +146,10 @@ export function postgresTasks(
     const payloads: string[] = [];
     const keys: (string | null)[] = [];
     const runAts: number[] = [];
+    const traces: (string | null)[] = [];
+    const priorities: number[] = [];
+    const groups: (string | null)[] = [];
+    let ahead = false;
     const slot: number[] = [];
     tasks.forEach((t, i) => {
       if (t.key !== undefined) {
@@ -94,8 +164,15 @@ export function postgresTasks(
       payloads.push(t.payload);
       keys.push(t.key ?? null);
       runAts.push(t.runAt);
+      traces.push(t.trace ?? null);
+      priorities.push(t.priority ?? 0);
+      groups.push(t.group ?? null);
+      const cursor = cursors.get(queue);
+      if (t.group === undefined && cursor && (t.priority ?? 0) < cursor.priority) ahead = true;
     });
-    const res = await run('enqueue', [queue, payloads, keys, runAts, now], on);
+    // A task placed before this store's claim cursor (a more urgent priority) is looked for from the start.
+    if (ahead) cursors.delete(queue);
+    const res = await run('enqueue', [queue, payloads, keys, runAts, now, traces, priorities, groups], on);
     const unresolved: number[] = [];
     // Number(): on a caller's client (a `tx`), bigint columns arrive as strings.
     for (const row of res.rows as { ord: number; inserted: number | null; existing: number | null }[]) {
@@ -128,7 +205,32 @@ export function postgresTasks(
         });
       }
     }
-    return out.map((r) => (typeof r === 'number' ? { id: (out[r] as EnqueueResult).id, deduplicated: true } : r));
+    const results = out.map((r) =>
+      typeof r === 'number' ? { id: (out[r] as EnqueueResult).id, deduplicated: true } : r,
+    );
+    return replacePending(on, queue, tasks, results, now);
+  };
+
+  /** `onDuplicate: 'replace'`: the deduplicated tasks that asked for it give their payload to a pending holder. */
+  const replacePending = async (
+    on: Queryable,
+    queue: string,
+    tasks: readonly NewTask[],
+    results: EnqueueResult[],
+    now: number,
+  ): Promise<EnqueueResult[]> => {
+    // The last payload per holder wins (two replacing enqueues of one key in one batch).
+    const latest = new Map<string, string>();
+    tasks.forEach((t, i) => {
+      if (t.replace && results[i]!.deduplicated) latest.set(results[i]!.id, t.payload);
+    });
+    if (latest.size === 0) return results;
+    const ids = [...latest.keys()].map(Number);
+    const res = await run('replace', [queue, ids, [...latest.values()], now], on);
+    const replaced = new Set((res.rows as { id: number }[]).map((r) => String(r.id)));
+    return results.map((r, i) =>
+      tasks[i]!.replace && r.deduplicated && replaced.has(r.id) ? { id: r.id, deduplicated: false, replaced: true } : r,
+    );
   };
 
   return {
@@ -138,13 +240,19 @@ export function postgresTasks(
       return enqueueOn(db(), queue, tasks, now);
     },
 
-    async claim(queue, { limit, now, leaseUntil, token }): Promise<ClaimedTask[]> {
+    async claim(queue, { limit, now, leaseUntil, token, limits, finished }): Promise<ClaimedTask[]> {
+      const g = grouped.get(queue);
+      if (limits !== undefined || (g !== undefined && now < g))
+        return claimTurns(queue, limit, now, leaseUntil, token, limits, finished);
       const scan = (n: number, after: Key) =>
-        run('claim', [queue, now, n, token, leaseUntil, after.runAt, after.id]).then((r) => r.rows as ClaimedRow[]);
+        run('claim', [queue, now, n, token, leaseUntil, after.priority, after.runAt, after.id]).then(
+          (r) => r.rows as ClaimedRow[],
+        );
       const cursor = cursors.get(queue);
       let rows: ClaimedRow[] = [];
       if (cursor && now < cursor.rewindAt) {
         rows = await scan(limit, cursor);
+        if (isGroupedMarker(rows)) return claimTurns(queue, limit, now, leaseUntil, token, limits, finished);
         if (rows.length === limit) {
           cursors.set(queue, { ...lastKey(rows), rewindAt: cursor.rewindAt });
           return claimedTasks(rows, token);
@@ -153,6 +261,12 @@ export function postgresTasks(
       // From the start: what the cursor passed over (a task committed after newer ones, a producer whose
       // clock lags) waits at most REWIND_MS longer than its turn.
       const more = await scan(limit - rows.length, FIRST);
+      if (isGroupedMarker(more)) {
+        // Tasks already claimed by the first scan are handed out; the rest comes through the turns.
+        return claimedTasks(rows, token).concat(
+          await claimTurns(queue, limit - rows.length, now, leaseUntil, token, limits, finished),
+        );
+      }
       const all = rows.concat(more);
       const last = more.length === limit - rows.length ? lastKey(more) : lastKey(all, cursor);
       cursors.set(queue, { ...last, rewindAt: now + REWIND_MS });
@@ -170,6 +284,10 @@ export function postgresTasks(
       if (outcomes.length === 0) return [];
       const res = await run('settle', settleValues(queue, outcomes, now, shard));
       const applied = new Set((res.rows as { id: number }[]).map((r) => String(r.id)));
+      // A released (or deferred) task may be due again at once, behind this store's claim cursor: the next claim looks from the start.
+      if (outcomes.some((o) => (o.kind === 'released' || o.kind === 'deferred') && applied.has(o.id))) {
+        cursors.delete(queue);
+      }
       return outcomes.map((o) => applied.has(o.id));
     },
 
@@ -181,6 +299,8 @@ export function postgresTasks(
       const from = full ? Number.MIN_SAFE_INTEGER : last.to - REAP_OVERLAP_MS;
       const res = await run('expire', [queue, now, max, from]);
       reaps.set(queue, { to: Math.max(now, last?.to ?? now), fullAt: full ? now + FULL_REAP_MS : last.fullAt });
+      // A task whose lease ran out is pending with its old key, behind the claim cursor: look from the start.
+      if ((res.rows as { state: string }[]).some((r) => r.state === 'pending')) cursors.delete(queue);
       return (res.rows as { id: number; state: 'pending' | 'dead' }[]).map((r) => ({
         id: String(r.id),
         state: r.state,
@@ -194,7 +314,8 @@ export function postgresTasks(
 
     async stats(queue, now): Promise<QueueStats> {
       const [byState, done] = await Promise.all([run('stats', [queue, now]), run('succeeded', [queue])]);
-      return queueStats(byState.rows, (done.rows[0] as { n: number }).n);
+      const counts = done.rows[0] as { n: number; c: number };
+      return queueStats(byState.rows, Number(counts.n), Number(counts.c));
     },
 
     async dead(queue, limit = UNLIMITED): Promise<TaskRecord[]> {
@@ -205,7 +326,11 @@ export function postgresTasks(
       const n = toId(id);
       if (n === undefined) return 'not-found';
       try {
-        if ((await run('redrive', [queue, n, now])).rowCount) return 'redriven';
+        if ((await run('redrive', [queue, n, now])).rowCount) {
+          // Its key (run_at = now) may sort before this store's claim cursor: the next claim looks from the start.
+          cursors.delete(queue);
+          return 'redriven';
+        }
       } catch (error) {
         // A live task took the key between the check and the update.
         if ((error as { code?: string }).code === '23505') return 'deduplicated';
@@ -217,10 +342,74 @@ export function postgresTasks(
     async get(queue, id, now): Promise<TaskRecord | undefined> {
       const n = toId(id);
       if (n === undefined) return undefined;
-      const row = (await run('get', [queue, n])).rows[0] as TaskRow | undefined;
+      const row = ((await run('get', [queue, n])).rows[0] ?? (await run('getDone', [queue, n])).rows[0]) as
+        | TaskRow
+        | undefined;
       return row && record(row, now);
     },
+
+    async cancel(queue, id, now): Promise<CancelResult> {
+      const n = toId(id);
+      if (n === undefined) return 'not-found';
+      const row = (await run('cancel', [queue, n, now])).rows[0] as { cancelled: number };
+      if (Number(row.cancelled) > 0) return 'cancelled';
+      // A fresh snapshot: a settle that committed while the cancel waited for the row is seen now.
+      const done = (await run('isFinished', [queue, n])).rows[0] as { finished: boolean };
+      return done.finished ? 'finished' : 'not-found';
+    },
+
+    async progress(queue, updates, now): Promise<boolean[]> {
+      if (updates.length === 0) return [];
+      const byId: Record<string, [string, string]> = {};
+      const ids: number[] = [];
+      for (const u of updates) {
+        const n = toId(u.id);
+        if (n === undefined) continue;
+        byId[u.id] = [u.token, u.progress];
+        ids.push(n);
+      }
+      ids.sort((a, b) => a - b);
+      const res = await run('progress', [queue, ids, JSON.stringify(byId), now]);
+      const ok = new Set((res.rows as { id: number }[]).map((r) => String(r.id)));
+      return updates.map((u) => ok.has(u.id));
+    },
+
+    async list(queue, query, now): Promise<TaskPage> {
+      const filter = query.state ?? 'all';
+      const res = await run(`${query.order === 'newest' ? 'listNewest' : 'list'}_${filter}`, [
+        queue,
+        now,
+        listBound(query),
+        query.key ?? null,
+        query.limit + 1,
+        query.group ?? null,
+      ]);
+      const rows = res.rows as TaskRow[];
+      const items = rows.slice(0, query.limit).map((r) => record(r, now));
+      return rows.length > query.limit ? { items, next: items[items.length - 1]!.id } : { items };
+    },
+
+    async prune(queue, retention, now, batch): Promise<number> {
+      let deleted = 0;
+      for (const state of ['succeeded', 'cancelled', 'dead'] as const) {
+        if (deleted >= batch) break;
+        const { cut, keep } = pruneParams(retention, state, now);
+        const res = await run(state === 'dead' ? 'pruneDead' : 'pruneDone', [queue, state, cut, keep, batch - deleted]);
+        deleted += res.rowCount ?? 0;
+      }
+      return deleted;
+    },
   };
+}
+
+/** The channel on which a schema's cancellations are announced (`<id>:<queue>`). */
+export function cancelChannelOf(channel: string): string {
+  return `${channel}_cancel`;
+}
+
+/** True when the plain claim answered that the queue has groups (a single row whose id is null). */
+function isGroupedMarker(rows: readonly ClaimedRow[]): boolean {
+  return rows.length > 0 && rows[rows.length - 1]!.id === null;
 }
 
 /** An id as the bigint column wants it, or undefined when it cannot be one of ours. */

@@ -1,12 +1,22 @@
 import type { SagaRecord } from '../sagaStore.js';
-import { type ClaimedTask, type QueueStats, stateAt, type TaskRecord } from '../store.js';
+import {
+  type ClaimedTask,
+  type QueueStats,
+  type Retention,
+  stateAt,
+  type TaskQuery,
+  type TaskRecord,
+} from '../store.js';
 
 /** A task row as the SQL stores (SQLite, Postgres) keep it. */
 export interface TaskRow {
   id: number;
   queue: string;
-  state: 'pending' | 'active' | 'retrying' | 'dead';
+  state: 'pending' | 'active' | 'retrying' | 'dead' | 'succeeded' | 'cancelled';
   key: string | null;
+  /** Lower runs first (issue #15). */
+  priority: number;
+  grp: string | null;
   payload: string;
   attempt: number;
   run_at: number;
@@ -15,6 +25,13 @@ export interface TaskRow {
   last_error: string | null;
   created_at: number;
   updated_at: number;
+  /** `NewTask.trace` (a column added by a later migration). */
+  trace_context?: string | null;
+  started_at?: number | null;
+  progress?: string | null;
+  /** History rows (succeeded, cancelled) only. */
+  result?: string | null;
+  finished_at?: number | null;
 }
 
 /** The SQL condition of a live task: one that holds its dedup key. */
@@ -23,17 +40,25 @@ export const LIVE = `state IN ('pending', 'active', 'retrying')`;
 /** An unlimited count (`maxAttempts`, a `dead()` limit) as a bound parameter: both stores' integers are 64-bit. */
 export const UNLIMITED = Number.MAX_SAFE_INTEGER;
 
+/** The id bound of a `list` page: `after`, or where the first page starts (0 going up, past every id going down). */
+export function listBound(query: Pick<TaskQuery, 'after' | 'order'>): number {
+  if (query.after !== undefined) return Number(query.after);
+  return query.order === 'newest' ? UNLIMITED : 0;
+}
+
 /** `QueueStats` from per-state counts, where `later` counts the tasks not due yet: a retrying task past its backoff is pending. */
 export function queueStats(
   byState: { state: TaskRow['state']; later: number; n: number }[],
   succeeded: number,
+  cancelled: number,
 ): QueueStats {
-  const out: QueueStats = { pending: 0, active: 0, retrying: 0, succeeded, dead: 0 };
+  const out: QueueStats = { pending: 0, active: 0, retrying: 0, succeeded, dead: 0, cancelled };
   for (const r of byState) {
+    // Number(): Postgres counts are bigint, which pg hands over as text.
     if (r.state === 'retrying') {
-      out.retrying += r.later;
-      out.pending += r.n - r.later;
-    } else out[r.state] += r.n;
+      out.retrying += Number(r.later);
+      out.pending += Number(r.n) - Number(r.later);
+    } else if (r.state !== 'succeeded' && r.state !== 'cancelled') out[r.state] += Number(r.n);
   }
   return out;
 }
@@ -52,21 +77,68 @@ export function taskRecord(r: TaskRow, now: number): TaskRecord {
     state: stateAt(r.state, r.run_at, now),
     payload: r.payload,
     ...(r.key !== null && { key: r.key }),
+    ...(Number(r.priority) !== 0 && { priority: Number(r.priority) }),
+    ...(r.grp != null && { group: r.grp }),
     attempt: r.attempt,
-    runAt: r.run_at,
-    ...(r.lease_until !== null && { leaseUntil: r.lease_until }),
+    runAt: Number(r.run_at),
+    ...(r.lease_until != null && { leaseUntil: Number(r.lease_until) }),
     ...(r.last_error !== null && { lastError: r.last_error }),
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
+    ...(r.result != null && { result: r.result }),
+    ...(r.progress != null && { progress: r.progress }),
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+    ...(r.started_at != null && { startedAt: Number(r.started_at) }),
+    ...(r.finished_at != null
+      ? { finishedAt: Number(r.finished_at) }
+      : r.state === 'dead' && { finishedAt: Number(r.updated_at) }),
   };
+}
+
+/** A time bound as a bound parameter: `-Infinity` (keep for ever) becomes the smallest safe integer. */
+function timeParam(t: number): number {
+  return Number.isFinite(t) ? Math.floor(t) : t > 0 ? Number.MAX_SAFE_INTEGER : Number.MIN_SAFE_INTEGER;
+}
+
+/** The parameters of one prune statement: finished before `cut` or beyond the newest `keep` go. */
+export function pruneParams(retention: Retention, state: keyof Retention, now: number): { cut: number; keep: number } {
+  const rule = retention[state];
+  return {
+    cut: timeParam(now - rule.ageMs),
+    keep: Number.isFinite(rule.count) ? rule.count : UNLIMITED,
+  };
+}
+
+/**
+ * The SQL condition of a `list` state filter on columns `state` and `run_at`
+ * (`$now` is the named parameter of the read time): as `stateAt` reads it, a
+ * retrying task past its backoff is pending.
+ */
+export function stateFilter(state: string | undefined, now: string): string {
+  switch (state) {
+    case undefined:
+      return 'TRUE';
+    case 'pending':
+      return `(state = 'pending' OR (state = 'retrying' AND run_at <= ${now}))`;
+    case 'retrying':
+      return `(state = 'retrying' AND run_at > ${now})`;
+    case 'active':
+    case 'succeeded':
+    case 'dead':
+    case 'cancelled':
+      return `state = '${state}'`;
+    default:
+      return 'FALSE';
+  }
 }
 
 /** Rows a claim statement returned, as claimed tasks in claim order (RETURNING does not keep the subquery's order). */
 export function claimedTasks(
-  rows: Pick<TaskRow, 'id' | 'payload' | 'attempt' | 'key' | 'run_at'>[],
+  rows: (Pick<TaskRow, 'id' | 'payload' | 'attempt' | 'key' | 'run_at' | 'trace_context'> &
+    Partial<Pick<TaskRow, 'priority' | 'grp'>>)[],
   token: string,
 ): ClaimedTask[] {
-  rows.sort((a, b) => a.run_at - b.run_at || a.id - b.id);
+  // Number(): on a plain pg client (not the store's pool) bigint columns arrive as strings.
+  rows.sort((a, b) => (a.priority ?? 0) - (b.priority ?? 0) || a.run_at - b.run_at || a.id - b.id);
   return rows.map((r) => ({
     id: String(r.id),
     payload: r.payload,
@@ -74,6 +146,11 @@ export function claimedTasks(
     runAt: r.run_at,
     token,
     ...(r.key !== null && { key: r.key }),
+    ...(r.trace_context != null && { trace: r.trace_context }),
+    ...(r.priority !== undefined &&
+      r.priority !== null &&
+      Number(r.priority) !== 0 && { priority: Number(r.priority) }),
+    ...(r.grp !== undefined && r.grp !== null && { group: r.grp }),
   }));
 }
 
@@ -89,6 +166,10 @@ export interface SagaRow {
   not_before: number | null;
   created_at: number;
   updated_at: number;
+  /** `SagaRecord.trace` (a column added by a later migration). */
+  trace_context?: string | null;
+  history?: string | null;
+  branches?: string | null;
 }
 
 /** A saga row as a `SagaRecord`. */
@@ -104,5 +185,8 @@ export function sagaRecord(r: SagaRow): SagaRecord {
     notBefore: r.not_before ?? undefined,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
+    ...(r.trace_context != null && { trace: r.trace_context }),
+    ...(r.history != null && { history: r.history }),
+    ...(r.branches != null && { branches: r.branches }),
   };
 }

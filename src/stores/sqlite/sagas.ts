@@ -7,14 +7,47 @@ import { type SagaRow, sagaRecord as toRecord } from '../sql/rows.js';
 function prepare(db: Database.Database) {
   return {
     save: db.prepare(
-      `INSERT INTO keel_sagas (saga, id, version, status, state, context, attempt, not_before, created_at, updated_at)
-       VALUES (@saga, @id, @version, @status, @state, @context, @attempt, @notBefore, @createdAt, @updatedAt)
+      `INSERT INTO keel_sagas (saga, id, version, status, state, context, attempt, not_before, created_at, updated_at,
+         trace_context, history, branches)
+       VALUES (@saga, @id, @version, @status, @state, @context, @attempt, @notBefore, @createdAt, @updatedAt, @trace,
+         @history, @branches)
        ON CONFLICT (saga, id) DO UPDATE SET version = excluded.version, status = excluded.status, state = excluded.state,
-         context = excluded.context, attempt = excluded.attempt, not_before = excluded.not_before, updated_at = excluded.updated_at`,
+         context = excluded.context, attempt = excluded.attempt, not_before = excluded.not_before, updated_at = excluded.updated_at,
+         trace_context = excluded.trace_context, history = excluded.history, branches = excluded.branches`,
     ),
     load: db.prepare('SELECT * FROM keel_sagas WHERE saga = ? AND id = ?'),
     unfinished: db.prepare(
       `SELECT * FROM keel_sagas WHERE saga = ? AND status IN ('running', 'compensating') ORDER BY created_at, id`,
+    ),
+    // Newest first by the (saga[, status], created_at, id) indexes; a page starts strictly after the cursor
+    // (the first page after a cursor past every record), so the range is always one index seek.
+    list: db.prepare(
+      `SELECT * FROM keel_sagas WHERE saga = @saga AND (created_at, id) < (@afterAt, @afterId)
+       ORDER BY created_at DESC, id DESC LIMIT @limit`,
+    ),
+    listByStatus: db.prepare(
+      `SELECT * FROM keel_sagas WHERE saga = @saga AND status = @status AND (created_at, id) < (@afterAt, @afterId)
+       ORDER BY created_at DESC, id DESC LIMIT @limit`,
+    ),
+    // Oldest first: the same indexes read upwards.
+    listOldest: db.prepare(
+      `SELECT * FROM keel_sagas WHERE saga = @saga AND (created_at, id) > (@afterAt, @afterId)
+       ORDER BY created_at, id LIMIT @limit`,
+    ),
+    listOldestByStatus: db.prepare(
+      `SELECT * FROM keel_sagas WHERE saga = @saga AND status = @status AND (created_at, id) > (@afterAt, @afterId)
+       ORDER BY created_at, id LIMIT @limit`,
+    ),
+    // The newest @keep of a status stay; beyond them, or finished before @before, go (oldest first, @limit at a time).
+    prune: db.prepare(
+      `WITH edge AS (
+         SELECT updated_at, id FROM keel_sagas WHERE saga = @saga AND status = @status AND status IN ('completed', 'compensated', 'failed', 'cancelled')
+         ORDER BY updated_at DESC, id DESC LIMIT 1 OFFSET @keep)
+       DELETE FROM keel_sagas WHERE saga = @saga AND id IN (
+         SELECT id FROM keel_sagas WHERE saga = @saga AND status = @status
+           AND status IN ('completed', 'compensated', 'failed', 'cancelled') AND status IN ('completed', 'compensated', 'failed', 'cancelled')
+           AND (updated_at < @before OR (updated_at, id) <= (SELECT updated_at, id FROM edge))
+         ORDER BY updated_at, id LIMIT @limit)`,
     ),
     dropSignals: db.prepare('DELETE FROM keel_saga_signals WHERE saga = ? AND id = ?'),
     signal: db.prepare(
@@ -42,7 +75,13 @@ export function sqliteSagas(db: () => Database.Database): SagaStore {
         const st = s();
         db().transaction(() => {
           for (const { record } of items) {
-            st.save.run({ ...record, notBefore: record.notBefore ?? null });
+            st.save.run({
+              ...record,
+              notBefore: record.notBefore ?? null,
+              trace: record.trace ?? null,
+              history: record.history ?? null,
+              branches: record.branches ?? null,
+            });
             if (isFinalSagaStatus(record.status)) st.dropSignals.run(record.saga, record.id);
           }
         })();
@@ -62,6 +101,33 @@ export function sqliteSagas(db: () => Database.Database): SagaStore {
     },
     async unfinishedSagas(saga) {
       return (s().unfinished.all(saga) as SagaRow[]).map(toRecord);
+    },
+    async listSagas(saga, q) {
+      const oldest = q.order === 'oldest';
+      const page = {
+        saga,
+        afterAt: q.after?.createdAt ?? (oldest ? Number.MIN_SAFE_INTEGER : Number.MAX_SAFE_INTEGER),
+        afterId: q.after?.id ?? '',
+        limit: q.limit,
+      };
+      const st = s();
+      const rows = (
+        q.status === undefined
+          ? (oldest ? st.listOldest : st.list).all(page)
+          : (oldest ? st.listOldestByStatus : st.listByStatus).all({ ...page, status: q.status })
+      ) as SagaRow[];
+      return rows.map(toRecord);
+    },
+    async pruneSagas(saga, rule) {
+      const { changes } = s().prune.run({
+        saga,
+        status: rule.status,
+        // SQLite wants an integer OFFSET: past any table size keeps every record.
+        keep: rule.keep === undefined || !Number.isFinite(rule.keep) ? Number.MAX_SAFE_INTEGER : rule.keep,
+        before: rule.before ?? null,
+        limit: rule.limit,
+      });
+      return { deleted: changes, busy: false };
     },
     async sendSagaSignal(signal) {
       s().signal.run(signal);

@@ -1,0 +1,134 @@
+/**
+ * Issue #15's bench rows: end-to-end throughput with priorities, with 10,000
+ * groups and with a `globalConcurrency`, each against the plain queue on the
+ * same store in the same run (runs interleaved, median of `runs`); and, where
+ * asked, a deep backlog spread over many groups drained (first fifth vs last).
+ *
+ * Each run: N tasks enqueued into a paused queue (1,000 concurrent `enqueue`
+ * calls at a time), then resumed at concurrency 16 and drained; tasks/s = N /
+ * the time from resume to drained (the enqueue is the same in every variant
+ * and is measured by the other rows).
+ */
+import type { EnqueueOptions, QueueOptions } from '../src/index.js';
+import { createRuntime } from '../src/index.js';
+import type { Store } from '../src/stores/store.js';
+import { median, ratio, type TableRow } from './harness.js';
+
+const CHUNK = 1000;
+const CONCURRENCY = 16;
+
+interface Variant {
+  name: string;
+  queue: Partial<QueueOptions>;
+  enqueue: (i: number) => EnqueueOptions;
+}
+
+const VARIANTS: Variant[] = [
+  { name: 'plain', queue: {}, enqueue: () => ({}) },
+  { name: 'with priorities (10 levels)', queue: {}, enqueue: (i) => ({ priority: i % 10 }) },
+  { name: 'with 10,000 groups', queue: {}, enqueue: (i) => ({ group: `g${i % 10_000}` }) },
+  // Below the claim batch (16 workers + 500 prefetched): the limit binds, every claim counts the fleet's active tasks.
+  { name: 'with globalConcurrency 64', queue: { globalConcurrency: 64 }, enqueue: () => ({}) },
+];
+
+/** One run: tasks/s from resume to drained. */
+async function once(store: Store, n: number, v: Variant, onFirstFifth?: (ms: number) => void): Promise<number> {
+  const rt = createRuntime({ store });
+  let done = 0;
+  let fifthAt = 0;
+  const q = rt.queue('bench', {
+    concurrency: CONCURRENCY,
+    paused: true,
+    ...v.queue,
+    handler: () => {
+      if (++done === Math.round(n / 5)) fifthAt = performance.now();
+    },
+  });
+  await rt.start();
+  try {
+    for (let i = 0; i < n; i += CHUNK) {
+      const chunk: Promise<unknown>[] = [];
+      for (let j = i; j < Math.min(n, i + CHUNK); j++) chunk.push(q.enqueue({ i: j }, v.enqueue(j)));
+      await Promise.all(chunk);
+    }
+    const t0 = performance.now();
+    q.resume();
+    await q.drain();
+    const ms = performance.now() - t0;
+    if (done !== n) throw new Error(`${v.name}: ran ${done} of ${n} tasks`);
+    onFirstFifth?.(fifthAt - t0);
+    return n / (ms / 1000);
+  } finally {
+    await rt.stop();
+  }
+}
+
+/** The variant rows for one store kind: `fresh()` makes an unopened, empty store; `dispose` removes it. */
+export async function claimVariantRows(
+  label: string,
+  fresh: () => { store: Store; dispose?: () => Promise<void> | void },
+  n: number,
+  runs: number,
+): Promise<TableRow[]> {
+  const rates: Record<string, number[]> = {};
+  const run = async (v: Variant) => {
+    const { store, dispose } = fresh();
+    try {
+      return await once(store, n, v);
+    } finally {
+      await dispose?.();
+    }
+  };
+  // Warm-up: JIT, connections, prepared statements.
+  await run(VARIANTS[0]!);
+  for (let r = 0; r < runs; r++) {
+    for (let k = 0; k < VARIANTS.length; k++) {
+      const v = VARIANTS[(r + k) % VARIANTS.length]!;
+      const rate = await run(v);
+      (rates[v.name] ??= []).push(rate);
+      if (process.env.BENCH_VERBOSE) console.log(`  ${label} ${v.name}: ${rate.toFixed(0)} tasks/s`);
+    }
+  }
+  const plain = median(rates.plain!);
+  return VARIANTS.slice(1).map((v) => {
+    const ours = median(rates[v.name]!);
+    return {
+      name: `end-to-end tasks/s, ${label}, concurrency ${CONCURRENCY}, ${v.name}`,
+      opsPerSec: Math.round(ours),
+      vs: 'keel plain (same store, same run)',
+      vsOpsPerSec: Math.round(plain),
+      ratio: ratio(ours, plain),
+      target: 0.5,
+    };
+  });
+}
+
+/**
+ * A deep backlog spread over `groups` groups, drained at concurrency 16: the
+ * rate over the last four fifths against the first fifth (flat: about 1).
+ */
+export async function groupedBacklogRow(
+  label: string,
+  fresh: () => { store: Store; dispose?: () => Promise<void> | void },
+  n: number,
+  groups: number,
+): Promise<TableRow> {
+  const { store, dispose } = fresh();
+  let firstMs = 0;
+  const v: Variant = { name: 'backlog', queue: {}, enqueue: (i) => ({ group: `g${i % groups}` }) };
+  try {
+    const total = n / (await once(store, n, v, (ms) => (firstMs = ms)));
+    const first = n / 5 / firstMs;
+    const rest = (n - n / 5) / (total - firstMs / 1000) / 1000;
+    return {
+      name: `deep backlog over ${groups.toLocaleString('en')} groups (${n.toLocaleString('en')} enqueued), ${label}: tasks/s over the last four fifths`,
+      opsPerSec: Math.round(rest * 1000),
+      vs: 'first fifth',
+      vsOpsPerSec: Math.round(first * 1000),
+      ratio: ratio(rest, first),
+      target: 0.8,
+    };
+  } finally {
+    await dispose?.();
+  }
+}
