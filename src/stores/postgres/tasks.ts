@@ -1,5 +1,6 @@
 import {
   claimedTasks,
+  finishedJson,
   listBound,
   nextDue,
   pruneParams,
@@ -124,9 +125,7 @@ export function postgresTasks(
       after.priority,
       after.runAt,
       after.id,
-      finished === undefined || finished.length === 0
-        ? null
-        : JSON.stringify(Object.fromEntries(finished.map((f) => [f.id, f.token]))),
+      finishedJson(finished),
     ]);
     const rows = res.rows as ClaimedRow[];
     const last = lastKey(rows, after);

@@ -1,6 +1,7 @@
 import type { SagaRecord } from '../sagaStore.js';
 import {
   type ClaimedTask,
+  type ClaimRequest,
   type QueueStats,
   type Retention,
   stateAt,
@@ -129,6 +130,12 @@ export function stateFilter(state: string | undefined, now: string): string {
     default:
       return 'FALSE';
   }
+}
+
+/** The claimer's finished tasks (`ClaimRequest.finished`) as both SQL claims read them: JSON `{id: token}`, null for none. */
+export function finishedJson(finished: ClaimRequest['finished']): string | null {
+  if (finished === undefined || finished.length === 0) return null;
+  return JSON.stringify(Object.fromEntries(finished.map((f) => [f.id, f.token])));
 }
 
 /** Rows a claim statement returned, as claimed tasks in claim order (RETURNING does not keep the subquery's order). */

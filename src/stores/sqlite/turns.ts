@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { startsLeft, withStarts } from '../rateWindow.js';
+import { finishedJson } from '../sql/rows.js';
 import type { ClaimRequest } from '../store.js';
 import { prepareTurnStatements } from './turnStatements.js';
 
@@ -38,7 +39,7 @@ export function prepareTurns(db: Database.Database): (queue: string, request: Cl
     const { groupConcurrency, groupRateLimit } = limits;
     let budget = limit;
     if (limits.globalConcurrency !== undefined) {
-      const finished = JSON.stringify(Object.fromEntries((r.finished ?? []).map((f) => [f.id, f.token])));
+      const finished = finishedJson(r.finished);
       budget = Math.min(budget, limits.globalConcurrency - (s.activeCount.get({ queue, finished }) as { n: number }).n);
     }
     let queueStarts: number[] = [];
