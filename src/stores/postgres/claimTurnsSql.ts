@@ -59,60 +59,54 @@ export const claimTurnsMigration = (s: string): string => `
         SELECT 1 FROM ${s}.groups x WHERE x.queue = q AND NOT x.idle AND x.grp <> '') THEN
       -- No group has work: the tasks without one in order, as the plain claim takes them, without the turns
       -- (a third of a small claim's cost). A group woken meanwhile is served from the next claim on.
-      RETURN QUERY UPDATE ${s}.tasks t SET state = 'active', attempt = t.attempt + 1, lease_token = tok,
-          lease_until = lease, updated_at = due, started_at = coalesce(t.started_at, due)
-        WHERE t.id = ANY(ARRAY(SELECT ${s}.claimable_ordered(q, due, budget, after_priority, after_run_at, after_id)))
-        RETURNING t.id, t.payload, t.attempt, t.key, t.run_at, t.priority, t.grp, t.trace_context;
-      GET DIAGNOSTICS took = ROW_COUNT;
-      IF rmax IS NOT NULL THEN
-        UPDATE ${s}.queue_limits l SET starts = ${s}.recent_starts(qstarts, due, rper, rmax, took) WHERE l.queue = q;
-      END IF;
-      RETURN;
+      ids := ARRAY(SELECT ${s}.claimable_ordered(q, due, budget, after_priority, after_run_at, after_id));
+      budget := budget - cardinality(ids);
+    ELSE
+      INSERT INTO ${s}.groups AS x (queue, grp) VALUES (q, '') ON CONFLICT DO NOTHING;
+      -- One row per group, fetched one at a time: a group past the budget is neither locked nor read. Each group
+      -- offers up to the whole budget (the last one visited may offer more than is left: the extra tasks stay
+      -- pending). The row '' is the turn of the tasks without a group, found by migration 7's claimable_ordered.
+      OPEN turns FOR
+        SELECT t.grp, ARRAY(
+            SELECT c.id FROM ${s}.claimable_ordered(q, due, budget, after_priority, after_run_at, after_id) c(id)
+            WHERE t.grp = ''
+            UNION ALL
+            SELECT y.id FROM (
+              SELECT y.id FROM ${s}.tasks y
+              WHERE t.grp <> '' AND y.queue = q AND y.grp = t.grp AND y.state IN ('pending', 'retrying')
+                AND y.run_at <= due
+              -- Within a group: priority, then enqueue order, so a retried task keeps its place.
+              ORDER BY y.priority, y.id
+              LIMIT greatest(0, least(budget,
+                -- Its slots: active tasks and tasks waiting out a backoff (groupConcurrency 1 keeps order through retries).
+                CASE WHEN ggc IS NULL THEN budget ELSE ggc - (SELECT count(*) FROM ${s}.tasks h
+                  WHERE h.queue = q AND h.grp = t.grp AND h.state IN ('active', 'retrying')
+                    AND (h.state = 'active' OR h.run_at > due))::int END,
+                CASE WHEN grmax IS NULL THEN budget
+                  ELSE grmax - (SELECT count(*) FROM unnest(t.starts) x WHERE x > due - grper)::int END))
+              FOR UPDATE SKIP LOCKED) y) AS ids
+        FROM (
+          -- A group locked by another claim (or an enqueue waking it) is skipped: its turn is being taken.
+          SELECT x.grp, x.starts, x.served FROM ${s}.groups x WHERE x.queue = q AND NOT x.idle
+          ORDER BY x.served, x.grp LIMIT n * 2 + 16
+          FOR UPDATE SKIP LOCKED) t
+        -- The tasks are read in the snapshot the cursor opened with, the lock holds the group's newest row: a group
+        -- that a claim which committed since then has served (its row moved on) is skipped like a locked one, or
+        -- this claim would not see the tasks that claim started and would take the next ones too (groupConcurrency
+        -- and per-group order broken). Every claim of a group moves its row, so the row tells.
+        WHERE t.served = (SELECT v.served FROM ${s}.groups v WHERE v.queue = q AND v.grp = t.grp);
+      LOOP
+        EXIT WHEN budget <= 0;
+        FETCH turns INTO g;
+        EXIT WHEN NOT FOUND;
+        took := least(cardinality(g.ids), budget);
+        ids := ids || g.ids[1:took];
+        visited := visited || g.grp;
+        gave := gave || took;
+        budget := budget - took;
+      END LOOP;
+      CLOSE turns;
     END IF;
-    INSERT INTO ${s}.groups AS x (queue, grp) VALUES (q, '') ON CONFLICT DO NOTHING;
-    -- One row per group, fetched one at a time: a group past the budget is neither locked nor read. Each group
-    -- offers up to the whole budget (the last one visited may offer more than is left: the extra tasks stay
-    -- pending). The row '' is the turn of the tasks without a group, found by migration 7's claimable_ordered.
-    OPEN turns FOR
-      SELECT t.grp, ARRAY(
-          SELECT c.id FROM ${s}.claimable_ordered(q, due, budget, after_priority, after_run_at, after_id) c(id)
-          WHERE t.grp = ''
-          UNION ALL
-          SELECT y.id FROM (
-            SELECT y.id FROM ${s}.tasks y
-            WHERE t.grp <> '' AND y.queue = q AND y.grp = t.grp AND y.state IN ('pending', 'retrying')
-              AND y.run_at <= due
-            -- Within a group: priority, then enqueue order, so a retried task keeps its place.
-            ORDER BY y.priority, y.id
-            LIMIT greatest(0, least(budget,
-              -- Its slots: active tasks and tasks waiting out a backoff (groupConcurrency 1 keeps order through retries).
-              CASE WHEN ggc IS NULL THEN budget ELSE ggc - (SELECT count(*) FROM ${s}.tasks h
-                WHERE h.queue = q AND h.grp = t.grp AND h.state IN ('active', 'retrying')
-                  AND (h.state = 'active' OR h.run_at > due))::int END,
-              CASE WHEN grmax IS NULL THEN budget
-                ELSE grmax - (SELECT count(*) FROM unnest(t.starts) x WHERE x > due - grper)::int END))
-            FOR UPDATE SKIP LOCKED) y) AS ids
-      FROM (
-        -- A group locked by another claim (or an enqueue waking it) is skipped: its turn is being taken.
-        SELECT x.grp, x.starts, x.served FROM ${s}.groups x WHERE x.queue = q AND NOT x.idle
-        ORDER BY x.served, x.grp LIMIT n * 2 + 16
-        FOR UPDATE SKIP LOCKED) t
-      -- The tasks are read in the snapshot the cursor opened with, the lock holds the group's newest row: a group
-      -- that a claim which committed since then has served (its row moved on) is skipped like a locked one, or
-      -- this claim would not see the tasks that claim started and would take the next ones too (groupConcurrency
-      -- and per-group order broken). Every claim of a group moves its row, so the row tells.
-      WHERE t.served = (SELECT v.served FROM ${s}.groups v WHERE v.queue = q AND v.grp = t.grp);
-    LOOP
-      EXIT WHEN budget <= 0;
-      FETCH turns INTO g;
-      EXIT WHEN NOT FOUND;
-      took := least(cardinality(g.ids), budget);
-      ids := ids || g.ids[1:took];
-      visited := visited || g.grp;
-      gave := gave || took;
-      budget := budget - took;
-    END LOOP;
-    CLOSE turns;
     RETURN QUERY UPDATE ${s}.tasks t SET state = 'active', attempt = t.attempt + 1, lease_token = tok,
         lease_until = lease, updated_at = due, started_at = coalesce(t.started_at, due)
       WHERE t.id = ANY(ids)
@@ -120,20 +114,22 @@ export const claimTurnsMigration = (s: string): string => `
     -- A fresh statement sees every enqueue that committed before the row was locked; a later one waits for it.
     -- A group that gave nothing and has no live task leaves the turns (two probes, one per partial index: ready,
     -- held); every other visited group goes to the back, in the order it was visited.
-    UPDATE ${s}.groups x SET
-        idle = v.dry,
-        served = CASE WHEN v.dry THEN x.served ELSE v.turn END,
-        starts = CASE WHEN grmax IS NULL OR v.dry OR x.grp = '' THEN x.starts
-          ELSE ${s}.recent_starts(x.starts, due, grper, grmax, v.got) END
-      FROM (
-        SELECT u.grp, u.got, nextval('${s}.group_turns') AS turn,
-          u.got = 0 AND u.grp <> ''
-            AND NOT EXISTS (SELECT 1 FROM ${s}.tasks y WHERE y.queue = q AND y.grp = u.grp
-              AND y.state IN ('pending', 'retrying'))
-            AND NOT EXISTS (SELECT 1 FROM ${s}.tasks y WHERE y.queue = q AND y.grp = u.grp
-              AND y.state IN ('active', 'retrying')) AS dry
-        FROM unnest(visited, gave) WITH ORDINALITY u(grp, got, ord)) v
-      WHERE x.queue = q AND x.grp = v.grp;
+    IF cardinality(visited) > 0 THEN
+      UPDATE ${s}.groups x SET
+          idle = v.dry,
+          served = CASE WHEN v.dry THEN x.served ELSE v.turn END,
+          starts = CASE WHEN grmax IS NULL OR v.dry OR x.grp = '' THEN x.starts
+            ELSE ${s}.recent_starts(x.starts, due, grper, grmax, v.got) END
+        FROM (
+          SELECT u.grp, u.got, nextval('${s}.group_turns') AS turn,
+            u.got = 0 AND u.grp <> ''
+              AND NOT EXISTS (SELECT 1 FROM ${s}.tasks y WHERE y.queue = q AND y.grp = u.grp
+                AND y.state IN ('pending', 'retrying'))
+              AND NOT EXISTS (SELECT 1 FROM ${s}.tasks y WHERE y.queue = q AND y.grp = u.grp
+                AND y.state IN ('active', 'retrying')) AS dry
+          FROM unnest(visited, gave) WITH ORDINALITY u(grp, got, ord)) v
+        WHERE x.queue = q AND x.grp = v.grp;
+    END IF;
     IF rmax IS NOT NULL THEN
       UPDATE ${s}.queue_limits l SET starts = ${s}.recent_starts(qstarts, due, rper, rmax, wanted - budget)
       WHERE l.queue = q;
