@@ -212,6 +212,8 @@ export class QueueEngine {
   private pumping = false;
   /** What each claim asks the store to enforce (`claimLimitsOf` the queue's limits). */
   private readonly claimLimits: ClaimLimits | undefined;
+  /** `limits.globalConcurrency`: the tasks the whole fleet may run at once (undefined: no fleet limit). */
+  private readonly fleet: number | undefined;
   private pumpAgain = false;
   private reapDue = true;
   private recovering: Promise<void> | undefined;
@@ -239,6 +241,7 @@ export class QueueEngine {
 
   constructor(private readonly o: EngineOptions) {
     this.claimLimits = claimLimitsOf(o.limits);
+    this.fleet = o.limits?.globalConcurrency;
     this.topics = {
       succeeded: `task.${o.queue}.succeeded`,
       retrying: `task.${o.queue}.retrying`,
@@ -545,7 +548,7 @@ export class QueueEngine {
     this.outbox.push({ held: h, outcome: h.outcome });
     this.scheduleFlush();
     // Its fleet slot is free now (the claim is told), not only once the settle lands.
-    if (this.o.limits?.globalConcurrency !== undefined) this.schedulePump();
+    if (this.fleet !== undefined) this.schedulePump();
   }
 
   /**
@@ -554,7 +557,7 @@ export class QueueEngine {
    * once, claims chained through microtasks would starve them).
    */
   private refill(): void {
-    if (this.o.limits?.globalConcurrency !== undefined) this.schedulePump();
+    if (this.fleet !== undefined) this.schedulePump();
     else this.pump();
   }
 
@@ -719,9 +722,11 @@ export class QueueEngine {
           // Our leased tasks hold fleet slots in the store, except those whose handlers returned (the claim is told
           // of them, so it need not wait for their settle): past the rest a claim comes back empty, so wait for a
           // handler to return or a settle (both pump) instead of asking for nothing.
-          const fleet = this.o.limits?.globalConcurrency;
-          const finished = fleet === undefined ? undefined : this.finishedLeases();
-          if (fleet !== undefined) limit = Math.min(limit, fleet - (this.held.size - finished!.length));
+          let finished: { id: string; token: string }[] | undefined;
+          if (this.fleet !== undefined) {
+            finished = this.finishedLeases();
+            limit = Math.min(limit, this.fleet - (this.held.size - finished.length));
+          }
           if (limit <= 0) break;
           let now = this.o.clock.now();
           this.pollEntry.lastLook = now;

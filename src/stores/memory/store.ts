@@ -242,7 +242,11 @@ export function memoryStore(): Store & DeadTaskRemoval & Schedules & DurableBus 
       };
       if (limits !== undefined || data.turns.sorted) {
         // Priorities, groups or limits: the turns decide (one synchronous call, so nothing interleaves).
-        const running = data.active.size - (finished ?? []).filter((f) => held(queue, f.id, f.token)).length;
+        // Only a fleet limit reads the count: skip the filter (and its array) for every other claim.
+        const running =
+          limits?.globalConcurrency === undefined
+            ? data.active.size
+            : data.active.size - (finished ?? []).filter((f) => held(queue, f.id, f.token)).length;
         data.turns.claim(data.ready, rows, limit, now, limits, running, take as (row: unknown) => void);
         return out;
       }
