@@ -5,6 +5,7 @@ import type { Task } from '../../src/runtime/queues.js';
 import type { Store } from '../../src/stores/store.js';
 import { settle, TestClock } from '../../src/testing/index.js';
 import { type Deferred, deferred } from '../fixtures/deferred.js';
+import { Gauge } from '../fixtures/gauge.js';
 
 const runtimes: Runtime[] = [];
 function setupRt(store: Store = memoryStore(), start = 0) {
@@ -249,32 +250,30 @@ describe('queue semantics', () => {
 
   it('runs at most `concurrency` handlers at once, and uses all of them', async () => {
     const { rt } = setupRt();
-    let running = 0;
-    let peak = 0;
+    const inFlight = new Gauge();
     const gates: Deferred[] = [];
     const q = rt.queue('q', {
       concurrency: 3,
       handler: async () => {
-        running++;
-        peak = Math.max(peak, running);
+        inFlight.enter();
         const g = deferred();
         gates.push(g);
         await g.promise;
-        running--;
+        inFlight.leave();
       },
     });
     await rt.start();
     for (let i = 0; i < 10; i++) await q.enqueue(i);
     await settle();
-    expect(running).toBe(3);
+    expect(inFlight.now).toBe(3);
     expect(await q.stats()).toMatchObject({ active: 10 - (await q.stats()).pending });
     const drained = q.drain();
-    while (gates.length > 0 || running > 0) {
+    while (gates.length > 0 || inFlight.now > 0) {
       gates.shift()?.resolve();
       await settle();
     }
     await drained;
-    expect(peak).toBe(3);
+    expect(inFlight.most).toBe(3);
     expect((await q.stats()).succeeded).toBe(10);
   });
 

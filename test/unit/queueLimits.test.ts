@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createRuntime, KeelError, memoryStore, type Runtime } from '../../src/index.js';
 import type { Store } from '../../src/stores/store.js';
 import { settle, TestClock } from '../../src/testing/index.js';
+import { Gauge } from '../fixtures/gauge.js';
 import { refusal } from '../fixtures/refusal.js';
 import { until } from '../fixtures/wait.js';
 
@@ -82,22 +83,20 @@ describe('a queue applies its limits at the claim', () => {
 
   it('globalConcurrency holds extra workers idle: never more running than the limit', async () => {
     rt = createRuntime({});
-    let running = 0;
-    let most = 0;
+    const inFlight = new Gauge();
     const q = rt.queue('gc', {
       concurrency: 8,
       globalConcurrency: 3,
       handler: async () => {
-        running++;
-        most = Math.max(most, running);
+        inFlight.enter();
         await new Promise((r) => setTimeout(r, 5));
-        running--;
+        inFlight.leave();
       },
     });
     await rt.start();
     await Promise.all(Array.from({ length: 60 }, (_, i) => q.enqueue(i)));
     await q.drain();
-    expect(most).toBe(3);
+    expect(inFlight.most).toBe(3);
   });
 
   it('globalConcurrency reached by its own tasks: no claim is asked (it could only come back empty); a settle claims again', async () => {
@@ -158,18 +157,16 @@ describe('a queue applies its limits at the claim', () => {
       return settleOf(queue, outcomes, now);
     };
     rt = createRuntime({ store });
-    let running = 0;
-    let most = 0;
+    const inFlight = new Gauge();
     let ran = 0;
     const q = rt.queue('overlap', {
       concurrency: 2,
       globalConcurrency: 2,
       paused: true,
       handler: async () => {
-        running++;
-        most = Math.max(most, running);
+        inFlight.enter();
         await Promise.resolve();
-        running--;
+        inFlight.leave();
         ran++;
       },
     });
@@ -178,7 +175,7 @@ describe('a queue applies its limits at the claim', () => {
     q.resume();
     // With every settle held back, all six run: each claim names the tasks that returned as free slots.
     await until(() => ran === 6, 5000, 'six tasks run while no settle has landed');
-    expect(most).toBeLessThanOrEqual(2);
+    expect(inFlight.most).toBeLessThanOrEqual(2);
     const overlapping = asked.filter((a) => a.settling > 0);
     expect(overlapping.length).toBeGreaterThan(0);
     expect(overlapping.every((a) => a.finished.length > 0)).toBe(true);

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRuntime, memoryStore, type Runtime } from '../../src/index.js';
+import { Gauge } from '../fixtures/gauge.js';
 
 /**
  * A claim cut short by a limit while the queue holds tasks: their settles
@@ -29,17 +30,15 @@ describe('a limited queue claims again on settle, without a due-time look per cl
       return nextDueAt(queue);
     };
     rt = createRuntime({ store });
-    let running = 0;
-    let most = 0;
+    const inFlight = new Gauge();
     let done = 0;
     const q = rt.queue('gc', {
       concurrency: 8,
       globalConcurrency: 3,
       handler: async () => {
-        running++;
-        most = Math.max(most, running);
+        inFlight.enter();
         await new Promise((r) => setTimeout(r, 1));
-        running--;
+        inFlight.leave();
         done++;
       },
     });
@@ -47,7 +46,7 @@ describe('a limited queue claims again on settle, without a due-time look per cl
     await Promise.all(Array.from({ length: 300 }, (_, i) => q.enqueue(i)));
     await q.drain();
     expect(done).toBe(300);
-    expect(most).toBeLessThanOrEqual(3);
+    expect(inFlight.most).toBeLessThanOrEqual(3);
     // Every claim is cut short by the limit (8 workers, 3 slots).
     expect(claims).toBeGreaterThanOrEqual(100);
     expect(dueLooks).toBeLessThan(claims / 4);
