@@ -45,6 +45,7 @@ const rows =
               pgStore,
               Number(process.env.KEEL_BENCH_GROUPED_BACKLOG) || 100_000,
               10_000,
+              3,
             ),
           ];
 printTable(`claim variants: ${what}`, rows);

@@ -425,7 +425,7 @@ async function claimRows(): Promise<TableRow[]> {
   };
   return [
     ...(await claimVariantRows('postgres', pgStore, CLAIM_N, RUNS)),
-    await groupedBacklogRow('postgres', pgStore, GROUPED_BACKLOG, 10_000),
+    await groupedBacklogRow('postgres', pgStore, GROUPED_BACKLOG, 10_000, RUNS),
   ];
 }
 
