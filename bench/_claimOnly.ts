@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { memoryStore, postgresStore, sqliteStore } from '../src/index.js';
-import { claimVariantRows, groupedBacklogRow } from './_claimVariants.js';
+import { claimVariantRows, groupedBacklogRows } from './_claimVariants.js';
 import { PG_URL } from './_pgTidy.js';
 import { printTable } from './harness.js';
 
@@ -39,13 +39,11 @@ const rows =
         )
       : what === 'postgres'
         ? await claimVariantRows('postgres', pgStore, N, 3)
-        : [
-            await groupedBacklogRow(
-              'postgres',
-              pgStore,
-              Number(process.env.KEEL_BENCH_GROUPED_BACKLOG) || 100_000,
-              10_000,
-              3,
-            ),
-          ];
+        : await groupedBacklogRows(
+            'postgres',
+            pgStore,
+            Number(process.env.KEEL_BENCH_GROUPED_BACKLOG) || 100_000,
+            10_000,
+            3,
+          );
 printTable(`claim variants: ${what}`, rows);
