@@ -49,6 +49,60 @@ describe('sqliteStore specifics', () => {
     db.close();
   });
 
+  it('upgrades a file of the first release (three migrations): its sagas stay, a finished one is pruned by its end time', async () => {
+    const path = fresh();
+    const db = new Database(path);
+    for (const [v, sql] of sqliteMigrations.slice(0, 3).entries()) {
+      db.exec(sql);
+      db.pragma(`user_version = ${v + 1}`);
+    }
+    const row = db.prepare(
+      `INSERT INTO keel_sagas (saga, id, version, status, state, context, attempt, not_before, created_at, updated_at)
+       VALUES ('checkout', ?, 'v1', ?, '"x"', '{}', 1, NULL, ?, ?)`,
+    );
+    row.run('done', 'completed', 100, 200);
+    row.run('busy', 'running', 150, 160);
+    db.close();
+    const store = sqliteStore({ path });
+    await store.open();
+    expect(await store.loadSaga('checkout', 'done')).toMatchObject({ status: 'completed', updatedAt: 200 });
+    expect(await store.loadSaga('checkout', 'busy')).toMatchObject({ status: 'running', createdAt: 150 });
+    // Finished at 200: not before 200, pruned before 201; the running one never.
+    expect(
+      await store.pruneSagas('checkout', { status: 'completed', keep: undefined, before: 200, limit: 10 }),
+    ).toMatchObject({ deleted: 0 });
+    expect(
+      await store.pruneSagas('checkout', { status: 'completed', keep: undefined, before: 201, limit: 10 }),
+    ).toMatchObject({ deleted: 1 });
+    expect(await store.loadSaga('checkout', 'done')).toBeUndefined();
+    expect(await store.loadSaga('checkout', 'busy')).toMatchObject({ status: 'running' });
+    await store.close();
+  });
+
+  it('a running checkpoint never lands on a saga that has ended (a saga does not go back to running)', async () => {
+    const store = sqliteStore({ path: fresh() });
+    await store.open();
+    const base = {
+      saga: 'checkout',
+      id: 's1',
+      version: 'v1',
+      state: '"a"',
+      context: '{}',
+      attempt: 1,
+      notBefore: undefined,
+      createdAt: 1,
+    };
+    await store.saveSaga({ ...base, status: 'running', updatedAt: 2 });
+    await store.saveSaga({ ...base, status: 'completed', state: '"completed"', updatedAt: 3 });
+    await store.saveSaga({ ...base, status: 'running', state: '"late"', updatedAt: 4 });
+    expect(await store.loadSaga('checkout', 's1')).toMatchObject({
+      status: 'completed',
+      state: '"completed"',
+      updatedAt: 3,
+    });
+    await store.close();
+  });
+
   it('refuses a file written by a newer schema with STORE_UNAVAILABLE', async () => {
     const path = fresh();
     const db = new Database(path);

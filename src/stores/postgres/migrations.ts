@@ -137,13 +137,16 @@ export const postgresMigrations: readonly ((s: string) => string)[] = [
   CREATE INDEX task_history_list ON ${s}.task_history (queue, id);
   `,
   // (issue #16, sagas) saga history and parallel branch attempts, kept with each checkpoint; indexes for
-  // saga.list (newest first, with or without a status: keyset pagination) and for the retention pruner.
+  // saga.list (newest first, with or without a status: keyset pagination) and for the retention pruner. The
+  // pruner's index is on finished_at, set by a saga's final checkpoint only: with updated_at (moved by every
+  // checkpoint) in an index, no checkpoint could be a HOT update, and each wrote an entry in every index.
   (s) => `
   ALTER TABLE ${s}.sagas ADD COLUMN history text;
   ALTER TABLE ${s}.sagas ADD COLUMN branches text;
   CREATE INDEX sagas_newest ON ${s}.sagas (saga, created_at, id);
   CREATE INDEX sagas_newest_by_status ON ${s}.sagas (saga, status, created_at, id);
-  CREATE INDEX sagas_finished ON ${s}.sagas (saga, status, updated_at, id);
+  ALTER TABLE ${s}.sagas ADD COLUMN finished_at bigint;
+  CREATE INDEX sagas_finished ON ${s}.sagas (saga, status, finished_at, id) WHERE finished_at IS NOT NULL;
   `,
   // Schedules (issue #15): one row per schedule name; last_slot is the last slot handled, moved with a
   // compare-and-set in the same transaction as the enqueue of its task (exactly one task per slot).

@@ -14,11 +14,12 @@ function statements(s: string, channel: string) {
         DELETE FROM ${s}.saga_signals g USING unnest($1::text[], $2::text[], $4::text[]) AS f(saga, id, status)
         WHERE f.status NOT IN ('running', 'compensating') AND g.saga = f.saga AND g.id = f.id)
       INSERT INTO ${s}.sagas (saga, id, version, status, state, context, attempt, not_before, created_at, updated_at,
-        owner, owner_until, trace_context, history, branches)
+        owner, owner_until, trace_context, history, branches, finished_at)
       SELECT r.saga, r.id, r.version, r.status, r.state, r.context, r.attempt, r.not_before, r.created_at, r.updated_at,
         CASE WHEN r.status IN ('running', 'compensating') THEN $11 END,
         CASE WHEN r.status IN ('running', 'compensating') THEN r.updated_at + $12 END,
-        r.trace_context, r.history, r.branches
+        r.trace_context, r.history, r.branches,
+        CASE WHEN r.status NOT IN ('running', 'compensating') THEN r.updated_at END
       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::bigint[],
         $9::bigint[], $10::bigint[], $13::text[], $14::text[], $15::text[])
         AS r(saga, id, version, status, state, context, attempt, not_before, created_at, updated_at, trace_context,
@@ -28,7 +29,7 @@ function statements(s: string, channel: string) {
         state = excluded.state, context = excluded.context, attempt = excluded.attempt,
         not_before = excluded.not_before, updated_at = excluded.updated_at,
         owner = excluded.owner, owner_until = excluded.owner_until, trace_context = excluded.trace_context,
-        history = excluded.history, branches = excluded.branches
+        history = excluded.history, branches = excluded.branches, finished_at = excluded.finished_at
       -- Another runtime adopted it (this one went quiet past its lease): its writes win from now on.
       -- A finished saga is never written again: a runtime that read it as new before it ended joins it instead.
       -- The one exception: a completed child saga undone as a whole by its parent ends compensated.
@@ -57,13 +58,12 @@ function statements(s: string, channel: string) {
     prune: `
       WITH lock AS (SELECT pg_try_advisory_xact_lock(hashtext($6)) AS got),
       edge AS (
-        SELECT updated_at, id FROM ${s}.sagas WHERE saga = $1 AND status = $2 AND status IN ('completed', 'compensated', 'failed', 'cancelled')
-        ORDER BY updated_at DESC, id DESC OFFSET $3 LIMIT 1),
+        SELECT finished_at, id FROM ${s}.sagas WHERE saga = $1 AND status = $2 AND finished_at IS NOT NULL
+        ORDER BY finished_at DESC, id DESC OFFSET $3 LIMIT 1),
       doomed AS (
-        SELECT id FROM ${s}.sagas WHERE (SELECT got FROM lock) AND saga = $1 AND status = $2
-          AND status IN ('completed', 'compensated', 'failed', 'cancelled')
-          AND (updated_at < $4 OR (updated_at, id) <= (SELECT updated_at, id FROM edge))
-        ORDER BY updated_at, id LIMIT $5
+        SELECT id FROM ${s}.sagas WHERE (SELECT got FROM lock) AND saga = $1 AND status = $2 AND finished_at IS NOT NULL
+          AND (finished_at < $4 OR (finished_at, id) <= (SELECT finished_at, id FROM edge))
+        ORDER BY finished_at, id LIMIT $5
         FOR UPDATE SKIP LOCKED),
       gone AS (DELETE FROM ${s}.sagas t USING doomed WHERE t.saga = $1 AND t.id = doomed.id RETURNING 1)
       SELECT (SELECT got FROM lock) AS got, (SELECT count(*) FROM gone)::int AS deleted`,
