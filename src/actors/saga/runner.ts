@@ -752,10 +752,12 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
         for (const effect of effects) if (effect.kind === 'invoke') invoke = effect;
         const status = statusOf(state);
         await this.write(flight, status, state.value, state.context);
-        if (signal.aborted) return;
+        // The store holds this state now: its events are this runtime's to publish even if it was interrupted
+        // meanwhile (lost its lease, stopped), since whoever resumes the saga publishes only what it does after.
         for (const effect of effects) {
           if (effect.kind === 'publish') this.rt.publish(effect.topic, effect.payload, { source });
         }
+        if (signal.aborted) return;
         if (state.done) {
           this.noteFinished();
           this.settle(flight, status, state.context);
