@@ -205,6 +205,58 @@ describe.skipIf(!pgAvailable)('sagas owned by one runtime at a time (Postgres)',
     expect(events.filter((e) => e.endsWith(':completed'))).toHaveLength(ids.length);
   });
 
+  it("a renewal that runs while a saga's first checkpoint is on its way does not make its runtime give it up", {
+    timeout: 20_000,
+  }, async () => {
+    const schema = fresh();
+    const store = postgresStore({ connectionString: PG_URL, schema, sagaLeaseMs: 600 });
+    // The first checkpoint of 'x' is held until a renewal has run; that renewal answers only once the checkpoint
+    // landed, so the runtime's next read finds the saga stored, running, and its own.
+    let releaseSave!: () => void;
+    const saveGate = new Promise<void>((r) => (releaseSave = r));
+    let saveLanded!: () => void;
+    const landed = new Promise<void>((r) => (saveLanded = r));
+    let held = false;
+    let renewed = false;
+    const save = store.saveSaga.bind(store);
+    store.saveSaga = async (record) => {
+      if (record.id !== 'x' || held) return save(record);
+      held = true;
+      await saveGate;
+      await save(record);
+      saveLanded();
+    };
+    const renew = store.renewSagas.bind(store);
+    store.renewSagas = async (saga, ids, now) => {
+      const lost = await renew(saga, ids, now);
+      if (held && !renewed) {
+        renewed = true;
+        releaseSave();
+        await landed;
+      }
+      return lost;
+    };
+    const adoptedIds: (string | undefined)[] = [];
+    const adopt = store.adoptSagas.bind(store);
+    store.adoptSagas = (saga, now, id, versions) => {
+      adoptedIds.push(id);
+      return adopt(saga, now, id, versions);
+    };
+    const rt = createRuntime({ store, onError: () => {} });
+    runtimes.push(rt);
+    const runs: string[] = [];
+    const saga = rt.saga('transfer', {
+      steps: ['a', 'b'].map((name) => ({ name, run: async () => void runs.push(name) })),
+    });
+    await rt.start();
+    const result = await saga.execute({}, { id: 'x' });
+    expect(result.status).toBe('completed');
+    expect(renewed).toBe(true);
+    expect(runs).toEqual(['a', 'b']);
+    // It never took itself for another runtime's saga (which waits on adoptSagas for its own lease to lapse).
+    expect(adoptedIds).not.toContain('x');
+  });
+
   it('a runtime that read the saga as new just before another finished it joins the finished saga, never reruns it', {
     timeout: 20_000,
   }, async () => {

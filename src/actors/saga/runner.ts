@@ -89,6 +89,11 @@ interface Flight {
   history: SagaHistoryEntry[];
   /** True while a checkpoint is being written (`writes` has not settled). */
   writing: boolean;
+  /**
+   * True once a checkpoint of it landed or it was read from the store (resumed, adopted): before, a renewal
+   * misses it only because its first save is still on its way, not because another runtime took it.
+   */
+  saved: boolean;
   /** The attempts of the parallel branches running now, by step (stored with each checkpoint). */
   branchAttempts: Map<string, AttemptState>;
 }
@@ -534,7 +539,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
   /** Renews the sagas running here (interrupting those another runtime took), then adopts orphans. */
   private async keepOwnership(s: SharedSagas): Promise<void> {
     try {
-      const ids = [...this.flights.values()].filter((f) => f.owned).map((f) => f.id);
+      const ids = [...this.flights.values()].filter((f) => f.owned && f.saved).map((f) => f.id);
       const lost = await s.renewSagas(this.def.name, ids, this.rt.clock.now());
       for (const id of lost) {
         const flight = this.flights.get(id);
@@ -701,6 +706,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
       trace: undefined,
       history: [],
       writing: false,
+      saved: false,
       branchAttempts: new Map(),
     };
     this.flights.set(id, flight);
@@ -718,6 +724,7 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     flight.attempts = { attempt: record.attempt, notBefore: record.notBefore };
     flight.createdAt = record.createdAt;
     flight.trace = record.trace;
+    flight.saved = true;
     flight.history = parseHistory(record.history);
     flight.branchAttempts = new Map(
       Object.entries(
@@ -1173,7 +1180,10 @@ export class SagaRunner<TSteps extends readonly SagaStep[]> {
     flight.writes = write;
     flight.writing = true;
     write.then(
-      () => flight.writes === write && (flight.writing = false),
+      () => {
+        flight.saved = true;
+        if (flight.writes === write) flight.writing = false;
+      },
       () => flight.writes === write && (flight.writing = false),
     );
     return write;
