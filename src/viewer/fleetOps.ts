@@ -7,9 +7,9 @@ import {
   type ActionName,
   type ActionRequest,
   DEAD_SHOWN,
+  deadTaskView,
   type OpsSource,
   SAGAS_SHOWN,
-  shownPayload,
   stateText,
 } from './ops.js';
 import { checkUnfinished } from './runtimeOps.js';
@@ -49,14 +49,7 @@ export function fleetOps(view: FleetView, store: Store, now: () => number = Date
           stats: q.stats,
           paused: q.paused,
           pausedInStore: q.paused,
-          dead: q.dead.map((r) => ({
-            id: r.id,
-            attempt: r.attempt,
-            ...(r.key !== undefined && { key: r.key }),
-            ...(r.lastError !== undefined && { error: r.lastError }),
-            payload: shownPayload(r.payload),
-            diedAt: r.updatedAt,
-          })),
+          dead: q.dead.map(deadTaskView),
         })),
         sagas: picture.sagas.map((s) => ({ ...s, state: stateText(s.state) })),
         breakers: picture.breakers.map((b) => ({ name: b.name, state: b.state, scope: 'fleet' as const })),

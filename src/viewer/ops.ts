@@ -1,6 +1,6 @@
 import type { TaskInfo } from '../actors/queue/taskInfo.js';
 import type { SagaInfo } from '../actors/saga/info.js';
-import type { QueueStats } from '../stores/store.js';
+import type { QueueStats, TaskRecord } from '../stores/store.js';
 
 /** A dead task as the console lists it. */
 export interface OpsDeadTask {
@@ -176,6 +176,18 @@ export class ActionError extends Error {
 /** A payload cut for display. */
 export function shownPayload(text: string): string {
   return text.length <= PAYLOAD_SHOWN ? text : `${text.slice(0, PAYLOAD_SHOWN)}…`;
+}
+
+/** A stored dead task as the console lists it (a runtime's viewer and the fleet console alike). */
+export function deadTaskView(r: TaskRecord): OpsDeadTask {
+  return {
+    id: r.id,
+    attempt: r.attempt,
+    ...(r.key !== undefined && { key: r.key }),
+    ...(r.lastError !== undefined && { error: r.lastError }),
+    payload: shownPayload(r.payload),
+    diedAt: r.updatedAt,
+  };
 }
 
 /** The leaf paths of a stored machine state (JSON text of its value), joined: `{"running":"charge"}` → `running.charge`. */

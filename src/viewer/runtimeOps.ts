@@ -13,12 +13,12 @@ import {
   type ActionName,
   type ActionRequest,
   DEAD_SHOWN,
+  deadTaskView,
   type OpsBreaker,
   type OpsQueue,
   type OpsSaga,
   type OpsSource,
   SAGAS_SHOWN,
-  shownPayload,
   stateText,
 } from './ops.js';
 
@@ -69,14 +69,7 @@ export function runtimeOps(runtimes: () => ReadonlyMap<string, Runtime<any>>): O
             stats: await rt.store.stats(name, now),
             paused: isPaused(q.actor.getSnapshot().value),
             ...(flags && { pausedInStore: flags.has(name) }),
-            dead: dead.map((r) => ({
-              id: r.id,
-              attempt: r.attempt,
-              ...(r.key !== undefined && { key: r.key }),
-              ...(r.lastError !== undefined && { error: r.lastError }),
-              payload: shownPayload(r.payload),
-              diedAt: r.updatedAt,
-            })),
+            dead: dead.map(deadTaskView),
           });
         }
         for (const name of sagasOf(rt).keys()) {
