@@ -1,20 +1,17 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { postgresStore } from '../../src/index.js';
+import { artifacts, executablePath, launchChromium } from '../fixtures/chromium.js';
 import { freshSchemas, PG_URL, pgAvailable } from '../fixtures/pg.js';
 import { eachLine, until } from '../fixtures/wait.js';
 import { postAction, rawRequest } from '../viewer/http.js';
 import { cli } from './run.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const artifacts = fileURLToPath(new URL('../artifacts/', import.meta.url));
 const docs = fileURLToPath(new URL('../../docs/', import.meta.url));
-const executablePath = [process.env.KEEL_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find(
-  (p): p is string => p !== undefined && existsSync(p),
-);
 const fresh = freshSchemas('console');
 const TOKEN = 'fleet-console-admin-token-42';
 
@@ -178,7 +175,7 @@ describe.skipIf(!pgAvailable)('keel console --postgres on a fleet of two process
       );
 
       if (executablePath) {
-        browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox'] });
+        browser = await launchChromium();
         const page = await browser.newPage({ viewport: { width: 1300, height: 800 } });
         page.setDefaultTimeout(45_000);
         const errors: string[] = [];

@@ -1,20 +1,16 @@
-import { existsSync, mkdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRuntime, NonRetryableError, type Runtime } from '../../src/index.js';
+import { artifacts, executablePath, launchChromium } from '../fixtures/chromium.js';
 import { until } from '../fixtures/wait.js';
 
-const artifacts = fileURLToPath(new URL('../artifacts/', import.meta.url));
-const executablePath = [process.env.KEEL_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find(
-  (p): p is string => p !== undefined && existsSync(p),
-);
 const TOKEN = 'e2e-admin-token-0123456789abcdef';
 
 let browser: Browser | undefined;
 const runtimes: Runtime[] = [];
 beforeAll(async () => {
-  if (executablePath) browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox'] });
+  if (executablePath) browser = await launchChromium();
   mkdirSync(artifacts, { recursive: true });
 });
 afterAll(async () => {

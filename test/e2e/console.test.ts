@@ -1,15 +1,10 @@
-import { existsSync, mkdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { type Browser, chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import type { Browser } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRuntime, type Runtime } from '../../src/index.js';
 import { createViewer, type Viewer } from '../../src/viewer/attach.js';
+import { artifacts, executablePath, launchChromium } from '../fixtures/chromium.js';
 import { until } from '../fixtures/wait.js';
-
-const artifacts = fileURLToPath(new URL('../artifacts/', import.meta.url));
-const executablePath = [process.env.KEEL_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find(
-  (p): p is string => p !== undefined && existsSync(p),
-);
 
 let browser: Browser | undefined;
 const runtimes: Runtime[] = [];
@@ -30,7 +25,7 @@ describe('the viewer does not pile up (headless Chromium)', () => {
       // The hub keeps more finished sagas than the page lists, so the page's own cap is what is tested.
       viewer = createViewer({ port: 0, finished: 500 });
       const url = await viewer.listen();
-      browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox'] });
+      browser = await launchChromium();
       const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
       await page.goto(url);
       // Three runtimes one after the other, like the rounds of `keel inspect`: each has a runtime, a bus, a breaker.

@@ -1,18 +1,13 @@
-import { existsSync, mkdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkoutWithWebhookSteps, inProcess } from '../../src/cli/scenarios/checkout/saga.js';
 import { createShop } from '../../src/cli/scenarios/checkout/services.js';
 import { catalog } from '../../src/diagram/catalog.js';
 import { createRuntime, type Runtime } from '../../src/index.js';
 import { createViewer, type Viewer } from '../../src/viewer/attach.js';
+import { artifacts, executablePath, launchChromium } from '../fixtures/chromium.js';
 import { type DrawnDiagram, problems } from '../viewer/geometry.js';
-
-const artifacts = fileURLToPath(new URL('../artifacts/', import.meta.url));
-const executablePath = [process.env.KEEL_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find(
-  (p): p is string => p !== undefined && existsSync(p),
-);
 
 let browser: Browser | undefined;
 let rt: Runtime | undefined;
@@ -118,7 +113,7 @@ describe('the viewer draws every built-in machine readably (headless Chromium)',
     'no label overlaps a box or a label, no name is clipped, every edge joins its own boxes',
     async () => {
       const url = await everyMachine();
-      browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox'] });
+      browser = await launchChromium();
       const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
       await page.goto(url);
       // Finished sagas are rows of the saga list: a click opens each one's card.

@@ -1,15 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterEach, describe, expect, it } from 'vitest';
+import { artifacts, executablePath, launchChromium } from '../fixtures/chromium.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const artifacts = fileURLToPath(new URL('../artifacts/', import.meta.url));
-/** Debian's chromium (`.ci/run` installs it); KEEL_CHROMIUM points at another build. */
-const executablePath = [process.env.KEEL_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find(
-  (p): p is string => p !== undefined && existsSync(p),
-);
 if (!executablePath) {
   console.warn(
     'test/e2e/viewer.test.ts: skipped, no chromium on this machine (apt-get install chromium, or set KEEL_CHROMIUM)',
@@ -51,7 +47,7 @@ function startInspect(): Promise<string> {
 describe('keel inspect in headless Chromium', () => {
   it.skipIf(!executablePath)('shows the SMS breaker of the demo going from closed to open', async () => {
     const url = await startInspect();
-    browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox'] });
+    browser = await launchChromium();
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     // Records every state the sms breaker's diagram highlights, from the first paint on.
     await page.addInitScript(() => {
