@@ -1,24 +1,11 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresStore } from '../../src/index.js';
 import { postgresTasks, type Queryable } from '../../src/stores/postgres/tasks.js';
 import type { Outcome } from '../../src/stores/store.js';
-import { freshSchemas, PG_URL, pgAvailable } from '../fixtures/pg.js';
+import { numericClient as client, freshSchemas, PG_URL, pgAvailable } from '../fixtures/pg.js';
 
 const fresh = freshSchemas('claim');
-
-/** A client that reads bigint as a number, as the store's pool does. */
-async function client(): Promise<pg.Client> {
-  const c = new pg.Client({
-    connectionString: PG_URL,
-    types: {
-      getTypeParser: (oid: number, format?: string) =>
-        oid === 20 ? Number : pg.types.getTypeParser(oid, format as 'text'),
-    } as never,
-  });
-  await c.connect();
-  return c;
-}
 
 const succeeded = (ts: { id: string; token: string }[]): Outcome[] =>
   ts.map((t) => ({ kind: 'succeeded', id: t.id, token: t.token }));

@@ -1,9 +1,9 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresStore } from '../../src/index.js';
 import { postgresTasks, type Queryable } from '../../src/stores/postgres/tasks.js';
 import type { ClaimLimits } from '../../src/stores/store.js';
-import { freshSchemas, PG_URL, pgAvailable } from '../fixtures/pg.js';
+import { freshSchemas, numericClient, PG_URL, pgAvailable } from '../fixtures/pg.js';
 
 const fresh = freshSchemas('turns');
 
@@ -26,14 +26,7 @@ describe.skipIf(!pgAvailable)('postgres claim_turns: statements per claim', () =
   beforeAll(async () => {
     if (!pgAvailable) return;
     await store.open(); // migrates
-    c = new pg.Client({
-      connectionString: PG_URL,
-      types: {
-        getTypeParser: (oid: number, format?: string) =>
-          oid === 20 ? Number : pg.types.getTypeParser(oid, format as 'text'),
-      } as never,
-    });
-    await c.connect();
+    c = await numericClient();
     c.on('notice', (m) => notices.push(m.message ?? ''));
   });
   afterAll(async () => {
